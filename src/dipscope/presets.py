@@ -1,0 +1,51 @@
+"""Named settings that reproduce the reference implementations.
+
+* ``ulyanov2018`` — the original DIP denoising notebook (Ulyanov et al., CVPR 2018): input
+  depth 32, U[0, 0.1) input, 5 levels of 128/128/4 channels, bilinear upsampling, reflection
+  padding, Adam lr 0.01, 3000 steps, input noise 1/30, EMA 0.99.
+* ``chakrabarty2019`` — the study's scripts (Chakrabarty & Maji): input N(0, 1) with as many
+  channels as the image, 256/256/4 channels, zero padding, bilinear, lr 0.001, 1000 steps,
+  snapshots every 10 steps, no input noise and no EMA.
+
+Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
+settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
+steps, snapshots every 100 steps) in both presets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .errors import DipscopeError
+from .fit import FitConfig
+from .models import LinearSpec, ModelSpec, ReLUNetSpec, SkipSpec
+
+PRESETS = ("ulyanov2018", "chakrabarty2019")
+
+_RELUNET_FIT = FitConfig(
+    steps=30_000, lr=1e-3, reg_noise_std=0.0, ema=None, pixel_batch=2048, observe_every=100,
+)
+
+
+def preset(name: str, family: str = "skip", linear_width: int = 128) -> tuple[ModelSpec, FitConfig]:
+    """The (architecture, fit settings) of preset ``name`` for model ``family``."""
+    if name == "ulyanov2018":
+        fit = FitConfig(steps=3000, lr=0.01, input_noise="uniform", input_scale=0.1,
+                        reg_noise_std=1.0 / 30.0, ema=0.99, observe_every=10)
+        skip = SkipSpec(in_channels=32, pad="reflection", upsample="bilinear")
+        linear = LinearSpec(width=linear_width, in_channels=32)
+    elif name == "chakrabarty2019":
+        fit = FitConfig(steps=1000, lr=0.001, input_noise="normal", input_scale=1.0,
+                        reg_noise_std=0.0, ema=None, observe_every=10)
+        skip = SkipSpec(in_channels=None, channels_down=(256,) * 5, channels_up=(256,) * 5,
+                        channels_skip=(4,) * 5, pad="zero", upsample="bilinear")
+        linear = LinearSpec(width=linear_width, in_channels=None)
+    else:
+        raise DipscopeError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if family == "skip":
+        return skip, fit
+    if family == "linear":
+        return linear, fit
+    if family == "relunet":
+        return ReLUNetSpec(), replace(_RELUNET_FIT)
+    raise DipscopeError(f"unknown model {family!r}; choose skip, linear or relunet")

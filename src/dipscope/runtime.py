@@ -1,0 +1,115 @@
+"""Devices, precision, seeding and a description of the software/hardware for ``run.json``."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from contextlib import nullcontext
+from typing import Any, ContextManager
+
+import torch
+
+from .errors import DipscopeError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise DipscopeError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise DipscopeError("device cuda was asked for but PyTorch sees no CUDA GPU here")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DipscopeError("device mps was asked for but it is not available here")
+    return torch.device(name)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is absent)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bf16 in hardware (AMX-BF16 or AVX512-BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` → bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere."""
+    if name not in PRECISIONS:
+        raise DipscopeError(f"unknown precision {name!r}; choose auto, fp32 or bf16")
+    if name != "auto":
+        return name
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(precision: str, device: torch.device) -> ContextManager:
+    """Autocast context for the forward pass (fp32 master weights and loss stay fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_device(device: torch.device) -> dict[str, Any]:
+    """Name, thread count and relevant capabilities of ``device``."""
+    info: dict[str, Any] = {"type": device.type, "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["name"] = cpu_model()
+        info["cpu_count"] = os.cpu_count()
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["native_bf16"] = cpu_has_native_bf16()
+    return info
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that determine the numbers."""
+    import numpy
+    import scipy
+    import skimage
+
+    from . import __version__
+
+    return {
+        "dipscope": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-image": skimage.__version__,
+        "platform": platform.platform(),
+    }

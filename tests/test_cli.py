@@ -1,0 +1,127 @@
+"""The command line: a full small run, and one clear line with exit status 2 for each bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dipscope.cli import main
+from dipscope.images import write_image
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def image_file(tmp_path: Path, textured_rgb: torch.Tensor) -> Path:
+    path = tmp_path / "astro.png"
+    write_image(path, textured_rgb)
+    return path
+
+
+def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = run(["denoise", str(image_file), "--out", str(out), "--steps", "20", "--levels", "3",
+                           "--device", "cpu", "--seed", "3"], capsys)
+    assert code == 0, stdout
+    for name in ["noisy.png", "final.png", "ema.png", "best.png", "metrics.csv", "losses.csv", "curves.png", "run.json"]:
+        assert (out / name).is_file(), name
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete" and record["seed"] == 3 and record["preset"] == "ulyanov2018"
+    assert record["model"]["family"] == "skip" and len(record["model"]["channels_down"]) == 3
+    assert record["fit"]["steps"] == 20 and record["degradation"] == {"kind": "gaussian", "sigma": 25.0, "seed": 3, "clip": True}
+    assert record["versions"]["torch"] == torch.__version__ and record["device"]["type"] == "cpu"
+    assert "PSNR" in stdout
+
+
+def test_noisy_input_with_clean_reference(tmp_path: Path, image_file: Path, textured_rgb, capsys) -> None:
+    clean = tmp_path / "clean.png"
+    write_image(clean, textured_rgb)
+    out = tmp_path / "run"
+    code, _, err = run(["denoise", str(image_file), "--noisy", "--clean", str(clean), "--out", str(out),
+                        "--steps", "5", "--levels", "3", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "run.json").read_text())["degradation"]["kind"] == "given"
+
+
+def one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], err
+
+
+def test_missing_path(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["denoise", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "nope.png")
+
+
+def test_directory_and_unreadable_file(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["denoise", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, str(tmp_path))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not a png")
+    code, _, err = run(["denoise", str(junk), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "junk.png")
+
+
+def test_one_pixel_and_too_small_images(tmp_path: Path, capsys) -> None:
+    tiny = tmp_path / "tiny.png"
+    write_image(tiny, np.zeros((1, 1), np.float32))
+    code, _, err = run(["denoise", str(tiny), "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "tiny.png")
+    small = tmp_path / "small.png"
+    write_image(small, torch.rand(3, 40, 40))
+    code, _, err = run(["denoise", str(small), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    one_line_error(code, err, "64")
+    assert not (tmp_path / "o").exists()
+
+
+def test_configuration_too_large_for_memory(tmp_path: Path, capsys) -> None:
+    kodak = tmp_path / "kodak.png"
+    write_image(kodak, torch.rand(3, 512, 768))
+    code, _, err = run(["denoise", str(kodak), "--out", str(tmp_path / "o"), "--model", "linear",
+                        "--width", "2048", "--device", "cpu"], capsys)
+    one_line_error(code, err, "GiB")
+
+
+def test_existing_output_is_never_lost(tmp_path: Path, image_file: Path, capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code, _, err = run(["denoise", str(image_file), "--out", str(out), "--steps", "2"], capsys)
+    one_line_error(code, err, "--force")
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_conflicting_options(tmp_path: Path, image_file: Path, capsys) -> None:
+    code, _, err = run(["denoise", str(image_file), "--noisy", "--sigma", "10", "--out", str(tmp_path / "o")], capsys)
+    one_line_error(code, err, "--sigma")
+    code, _, err = run(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--device", "tpu"], capsys)
+    one_line_error(code, err, "tpu")
+
+
+def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Path) -> None:
+    from dipscope.fit import Callback, FitState
+    from dipscope.restore import DenoiseRequest, denoise
+
+    class CtrlC(Callback):
+        def observe(self, state: FitState) -> None:
+            if state.step == 10:
+                raise KeyboardInterrupt
+
+    request = DenoiseRequest(image=image_file, out=tmp_path / "run", steps=50, levels=3, device="cpu")
+    out, result = denoise(request, callbacks=[CtrlC()])
+    record = json.loads((out / "run.json").read_text())
+    assert result.interrupted and record["status"] == "interrupted" and record["result"]["steps_done"] == 10
+    assert (out / "final.png").is_file() and (out / "best.png").is_file()

@@ -1,0 +1,124 @@
+"""Model families: parameter counts and tensor shapes of the reference configurations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dipscope.errors import DipscopeError
+from dipscope.models import (LinearSpec, ReLUNetSpec, SkipSpec, build, count_parameters, estimate_memory,
+                             spec_from_dict, spec_to_dict)
+from dipscope.presets import preset
+
+STANDARD = SkipSpec(in_channels=32, channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
+                    pad="reflection", upsample="bilinear")
+STUDY = SkipSpec(in_channels=3, channels_down=(256,) * 5, channels_up=(256,) * 5, channels_skip=(4,) * 5,
+                 pad="zero", upsample="bilinear")
+
+
+def test_skip_parameter_counts() -> None:
+    assert count_parameters(build(STANDARD, (3, 64, 64))) == 2_217_831
+    assert count_parameters(build(STUDY, (3, 64, 64))) == 8_661_107
+
+
+def original_skip_shapes(c_in: int, c_out: int, down: int, up: int, skip: int, levels: int) -> list[tuple[int, ...]]:
+    """Parameter shapes of the original ``skip`` in module order, written from its layer order.
+
+    Per level: the skip branch (1×1 conv, BN), the deeper branch (strided 3×3 conv, BN, 3×3
+    conv, BN, then the next level), then BN of the concatenation, the 3×3 up conv, BN, the
+    1×1 conv, BN; finally the 1×1 output conv.
+    """
+
+    def conv(ci: int, co: int, k: int) -> list[tuple[int, ...]]:
+        return [(co, ci, k, k), (co,)]
+
+    def bn(c: int) -> list[tuple[int, ...]]:
+        return [(c,), (c,)]
+
+    def level(i: int, depth: int) -> list[tuple[int, ...]]:
+        k = up if i < levels - 1 else down
+        shapes = conv(depth, skip, 1) + bn(skip)
+        shapes += conv(depth, down, 3) + bn(down) + conv(down, down, 3) + bn(down)
+        if i < levels - 1:
+            shapes += level(i + 1, down)
+        shapes += bn(skip + k) + conv(skip + k, up, 3) + bn(up) + conv(up, up, 1) + bn(up)
+        return shapes
+
+    return level(0, c_in) + conv(up, c_out, 1)
+
+
+def test_skip_shapes_match_the_original_module_order() -> None:
+    net = build(STANDARD, (3, 64, 64))
+    ours = [tuple(p.shape) for p in net.parameters()]
+    assert ours == original_skip_shapes(32, 3, 128, 128, 4, 5)
+
+
+def test_linear_and_relunet_parameter_counts() -> None:
+    assert count_parameters(build(LinearSpec(width=128, in_channels=3), (3, 64, 64))) == 3_471_872
+    with torch.device("meta"):
+        big = build(LinearSpec(width=2048, in_channels=3), (3, 64, 64))
+    assert count_parameters(big) == 130_076_672
+    linears = [m for m in build(LinearSpec(width=8, in_channels=3), (3, 64, 64)).modules()
+               if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 21
+    assert count_parameters(build(ReLUNetSpec(), (3, 64, 64))) == 527_875
+
+
+@pytest.mark.parametrize("spec", [STANDARD, LinearSpec(width=16, levels=2), ReLUNetSpec(hidden=16, depth=3),
+                                  ReLUNetSpec(hidden=16, depth=3, fourier_features=8)])
+def test_output_shapes(spec) -> None:
+    from dipscope.models import input_shape
+
+    for shape in [(3, 64, 96), (1, 64, 64)]:
+        net = build(spec, shape)
+        z = torch.rand(1, *input_shape(spec, shape))
+        out = net(z)
+        assert out.shape == (1, *shape)
+        assert 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear", "transposed"])
+@pytest.mark.parametrize("downsample", ["stride", "avg", "max"])
+def test_skip_options(upsample: str, downsample: str) -> None:
+    spec = SkipSpec(in_channels=4, channels_down=(8, 8, 8), channels_up=(8, 8, 8), channels_skip=(2, 0, 2),
+                    upsample=upsample, downsample=downsample, factor=(2, 4, 2), act="swish", pad="zero")
+    assert spec.pad_multiple == 16 and spec.min_side == 32
+    out = build(spec, (3, 32, 48))(torch.rand(1, 4, 32, 48))
+    assert out.shape == (1, 3, 32, 48)
+
+
+def test_no_batchnorm_and_activations() -> None:
+    for act in ["relu", "elu", "leakyrelu", "none"]:
+        spec = SkipSpec(in_channels=2, channels_down=(4, 4), channels_up=(4, 4), channels_skip=(1, 1),
+                        batchnorm=False, act=act, sigmoid=False)
+        net = build(spec, (1, 8, 8))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+        assert net(torch.rand(1, 2, 8, 8)).shape == (1, 1, 8, 8)
+
+
+def test_with_levels_and_bad_specs() -> None:
+    assert STANDARD.with_levels(3).levels == 3 and STANDARD.with_levels(3).min_side == 16
+    with pytest.raises(DipscopeError, match="one entry per level"):
+        SkipSpec(channels_down=(8, 8), channels_up=(8,), channels_skip=(4, 4))
+    with pytest.raises(DipscopeError, match="upsampling"):
+        SkipSpec(upsample="cubic")
+    with pytest.raises(DipscopeError, match="at least 2"):
+        SkipSpec(factor=1)
+
+
+def test_spec_round_trip_and_presets() -> None:
+    for name in ["ulyanov2018", "chakrabarty2019"]:
+        for family in ["skip", "linear", "relunet"]:
+            spec, _ = preset(name, family)
+            assert spec_from_dict(spec_to_dict(spec)) == spec
+    spec, cfg = preset("ulyanov2018")
+    assert spec == STANDARD and cfg.lr == 0.01 and cfg.steps == 3000 and cfg.ema == 0.99
+    spec, cfg = preset("chakrabarty2019")
+    assert count_parameters(build(spec, (3, 64, 64))) == 8_661_107 and cfg.lr == 0.001
+
+
+def test_memory_estimate_without_allocating() -> None:
+    huge = estimate_memory(LinearSpec(width=2048), (3, 512, 768))
+    assert huge > 50 * 2**30  # tens of GB: refused on this machine
+    small = estimate_memory(STANDARD, (3, 64, 64))
+    assert 16 * 2_217_831 < small < 2 * 2**30
