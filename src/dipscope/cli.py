@@ -42,6 +42,7 @@ class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+    fp64 = "fp64"
 
 
 class Layout(str, Enum):
@@ -96,18 +97,24 @@ def denoise(
     width: int = typer.Option(128, help="Width N of DIP-Linear-N."),
     device: str = typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps."),
     precision: Precision = typer.Option(Precision.auto, help="auto (bf16 where the hardware has it), fp32 or bf16."),
-    layout: Layout = typer.Option(Layout.auto, help="Memory layout of activations."),
+    layout: Layout = typer.Option(Layout.auto, help="Memory layout of activations (auto: the faster one here)."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (slower on small CPUs)."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
+    reference: bool = typer.Option(False, "--reference", help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
     seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run directory (only once the new run is complete)."),
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory."""
     from .restore import DenoiseRequest, denoise as run_denoise, resolve
 
+    if reference:
+        precision, layout, compile, fast = Precision.fp32, Layout.nchw, False, False
     request = DenoiseRequest(
         image=image, out=out, sigma=sigma, noisy=noisy, clean=clean, preset=preset.value,
         model=model.value, steps=steps, lr=lr, levels=levels, linear_width=width, device=device,
         precision=None if precision is Precision.auto else precision.value,
         channels_last=_layout(layout), seed=seed, force=force,
+        overrides={"compile": compile, "fast": fast},
     )
     _spec, config = resolve(request)
     bar = ProgressBar(config.steps, f"{model.value} {image.name}")

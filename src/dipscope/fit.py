@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -35,9 +35,9 @@ import torch
 from . import metrics as M
 from .errors import DipscopeError
 from .images import crop_padding, check_min_size
-from .models import ModelSpec, build, coordinate_grid, estimate_memory, input_shape
+from .models import ModelSpec, build, build_group, coordinate_grid, estimate_memory, input_shape
 from .operators import Identity, Operator
-from .runtime import autocast, describe_device, resolve_device, resolve_precision
+from .runtime import autocast, compute_dtype, describe_device, resolve_device, resolve_precision
 
 
 @dataclass
@@ -59,8 +59,15 @@ class FitConfig:
     divergence_factor : a loss more than this factor above the last observed one is a
         divergence (the original's 5 dB PSNR drop, i.e. 10^0.5).
     device : ``auto`` (cuda → mps → cpu), ``cpu``, ``cuda[:i]`` or ``mps``.
-    precision : ``fp32``, ``bf16`` (autocast, fp32 weights and loss) or ``auto``.
-    channels_last : use the channels-last memory layout for convolutional networks.
+    precision : ``fp32``, ``bf16`` (autocast, fp32 weights and loss), ``auto`` (bf16 on CUDA
+        and on CPUs with native bf16, fp32 elsewhere) or ``fp64`` (slow; for exactness checks).
+    channels_last : memory layout of convolutional networks; None picks the faster one
+        (:func:`resolve_layout`).
+    fast : the fast execution path's exact tweaks (fused Adam; TF32 and cuDNN autotuning on
+        CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
+        the original implementation's execution (fp32, NCHW, eager, stock Adam).
+    compile : run the network through ``torch.compile`` (off by default: on a 2-core CPU it
+        took ~2 min to compile and the step was slower, see ``benchmarks/RESULTS.md``).
     seed : seeds the weights, the input and all noise of the fit.
     """
 
@@ -75,8 +82,10 @@ class FitConfig:
     recover_divergence: bool = True
     divergence_factor: float = 10 ** 0.5
     device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
+    precision: str = "auto"
+    channels_last: bool | None = None
+    fast: bool = True
+    compile: bool = False
     seed: int = 0
 
     def validate(self) -> None:
@@ -108,6 +117,8 @@ class FitState:
     net: torch.nn.Module
     _output_fn: Any = field(repr=False)
     _ema_fn: Any = field(repr=False)
+    run: int = 0
+    seed: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     _cache: dict[str, torch.Tensor | None] = field(default_factory=dict, repr=False)
 
@@ -158,6 +169,9 @@ class FitResult:
     device: dict[str, Any]
     precision: str
     n_parameters: int
+    seed: int = 0
+    channels_last: bool = False
+    grouped: int = 1
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready scalars of the result (for ``run.json``)."""
@@ -175,6 +189,10 @@ class FitResult:
             "seconds": self.seconds,
             "seconds_per_step": self.seconds / max(self.steps_done, 1),
             "n_parameters": self.n_parameters,
+            "seed": self.seed,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "runs_fitted_together": self.grouped,
         }
 
 
@@ -239,11 +257,75 @@ def fit(
     reached and ``interrupted=True``.
     """
     config = config or FitConfig()
+    return fit_runs(spec, target, config, seeds=[config.seed], clean=clean, operator=operator,
+                    callbacks=[list(callbacks)], ssim=ssim, group=False)[0]
+
+
+def fit_runs(
+    spec: ModelSpec,
+    target: torch.Tensor,
+    config: FitConfig | None = None,
+    *,
+    seeds: Sequence[int],
+    clean: torch.Tensor | None = None,
+    operator: Operator | None = None,
+    callbacks: Sequence[Sequence[Callback]] | None = None,
+    ssim: bool = True,
+    group: bool | None = None,
+) -> list[FitResult]:
+    """Fit R independent runs (one per seed) of one configuration to the same target.
+
+    With ``group=True`` the R networks are fused into one network of grouped convolutions
+    (:func:`dipscope.models.build_group`) and fitted together: the loss is the sum of the
+    runs' losses, so each run's gradients, and Adam's element-wise updates, are its own; in
+    fp32 the result equals R separate fits up to summation order. ``group=None`` groups on
+    CUDA, where it removes launch overhead, and runs one after the other on a CPU, where
+    grouped convolutions were measured slower (``benchmarks/RESULTS.md``). Only the ``skip``
+    family groups. ``callbacks[r]`` observe run ``r``; the fit ends when every run has
+    asked to stop, and a run that stopped earlier keeps the output of its stopping step.
+    """
+    config = config or FitConfig()
+    seeds = list(seeds)
+    if not seeds:
+        raise DipscopeError("fit_runs needs at least one seed")
+    callbacks = [list(c) for c in callbacks] if callbacks is not None else [[] for _ in seeds]
+    if len(callbacks) != len(seeds):
+        raise DipscopeError("give one list of callbacks per seed")
+    device = resolve_device(config.device)
+    can_group = spec.family == "skip" and not config.pixel_batch
+    if group is None:
+        group = can_group and device.type == "cuda" and len(seeds) > 1
+    if group and not can_group:
+        raise DipscopeError(f"only the skip family can fit several runs as one network, not {spec.family}")
+    if group:
+        return _fit_group(spec, target, config, seeds, clean, operator, callbacks, ssim)
+    return [
+        _fit_group(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim)[0]
+        for s, cbs in zip(seeds, callbacks)
+    ]
+
+
+@dataclass
+class _Book:
+    """Per-run bookkeeping of the loop."""
+
+    seed: int
+    callbacks: list[Callback]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: tuple[float, int, torch.Tensor] | None = None
+    recoveries: list[int] = field(default_factory=list)
+    good_loss: float = math.inf
+    stopped_at: int | None = None
+    stop_output: torch.Tensor | None = None
+    stop_ema: torch.Tensor | None = None
+
+
+def _check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None,
+                  operator: Operator) -> None:
     config.validate()
-    operator = operator or Identity()
     if target.ndim != 3:
         raise DipscopeError(f"the target must be a (C, H, W) image, got shape {tuple(target.shape)}")
-    c, h, w = target.shape
+    _, h, w = target.shape
     what = f"the {spec.levels}-level network" if spec.family == "skip" else f"the {spec.family} model"
     check_min_size(h, w, spec.min_side, what)
     if clean is not None and clean.shape != target.shape and isinstance(operator, Identity):
@@ -251,133 +333,149 @@ def fit(
     if config.pixel_batch and spec.input_kind != "coordinates":
         raise DipscopeError("pixel minibatches need a coordinate model (relunet)")
 
+
+def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: list[int],
+               clean: torch.Tensor | None, operator: Operator | None, callbacks: list[list[Callback]],
+               ssim: bool) -> list[FitResult]:
+    """The loop itself, for R = len(seeds) runs held in one (grouped) network."""
+    operator = operator or Identity()
+    _check_inputs(spec, target, config, clean, operator)
+    R = len(seeds)
+    c, h, w = target.shape
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    channels_last = resolve_layout(config.channels_last, precision, device) and spec.family == "skip"
     out_shape, padding = padded_shape(spec, target.shape)
-    need = estimate_memory(spec, out_shape, config.pixel_batch)
+    need = R * estimate_memory(spec, out_shape, config.pixel_batch)
     free = available_memory(device)
     if free is not None and need > free:
         raise DipscopeError(
             f"this configuration needs about {need / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB "
             f"is free on {device.type}; use a smaller image, model or width"
         )
+    if config.fast:
+        enable_fast_math(device)
 
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    net = build(spec, out_shape).to(device)
-    n_parameters = sum(p.numel() for p in net.parameters())
-    z = _network_input(spec, out_shape, config, gen).to(device)
-    channels_last = config.channels_last and spec.family == "skip"
+    nets, zs = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(build(spec, out_shape))
+        zs.append(_network_input(spec, out_shape, config, torch.Generator().manual_seed(seed)))
+    dtype = compute_dtype(precision)
+    net = (build_group(spec, out_shape, nets) if R > 1 else nets[0]).to(device=device, dtype=dtype)
+    del nets
+    n_parameters = sum(p.numel() for p in net.parameters()) // R
+    z = torch.cat(zs, dim=1).to(device=device, dtype=dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
-    y = target.to(device=device, dtype=torch.float32)[None]
+    y = target.to(device=device, dtype=dtype)[None]
     op = operator.to(device)
-    dev_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    noise_gens = [torch.Generator(device=device).manual_seed(s + 1) for s in seeds]
+    z_parts = [zp.shape for zp in zs]
+    optimizer = make_optimizer(net.parameters(), config, device)
+    run_net = torch.compile(net) if config.compile else net
     clean_ref = clean.detach().cpu().float() if clean is not None else None
+    books = [_Book(seed, cbs) for seed, cbs in zip(seeds, callbacks)]
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
+        """Network output as (R, C, H, W) in the loss dtype, cropped to the image."""
         with autocast(precision, device):
-            out = net(inp)
-        return crop_padding(out.float(), padding)
+            out = run_net(inp)
+        return crop_padding(out.to(dtype), padding).reshape(R, c, h, w)
 
     @torch.no_grad()
     def full_output() -> torch.Tensor:
-        return forward(z)[0]
+        return forward(z)
+
+    def input_noise() -> torch.Tensor:
+        parts = [torch.randn(shape, device=device, generator=g, dtype=dtype) for shape, g in zip(z_parts, noise_gens)]
+        noise = parts[0] if R == 1 else torch.cat(parts, dim=1)
+        return noise.contiguous(memory_format=torch.channels_last) if channels_last else noise
 
     pixel_batch = config.pixel_batch
-    y_flat = y.flatten(2)
-    z_flat = z.flatten(2)
-    n_pixels = h * w
-    losses = torch.zeros(config.steps, device=device)
-    history: list[dict[str, float]] = []
+    y_flat, z_flat = y.flatten(2), z.flatten(2)
+    losses = torch.zeros(config.steps, R, device=device, dtype=dtype)
     ema_out: torch.Tensor | None = None
-    best: tuple[float, int, torch.Tensor] | None = None
-    recoveries: list[int] = []
     good_params = [p.detach().clone() for p in net.parameters()] if config.recover_divergence else []
-    good_loss = math.inf
-    interrupted = stopped = False
+    skip: torch.Tensor | None = None  # 0 for a run whose update is skipped after a divergence
+    interrupted = False
     step = 0
     start = time.perf_counter()
-    last_out: torch.Tensor | None = None
 
-    def make_state(step: int, loss: float, current: torch.Tensor | None) -> FitState:
-        out_fn = (lambda: current[0]) if current is not None else full_output
-        return FitState(step, config.steps, loss, net, out_fn, lambda: None if ema_out is None else ema_out[0])
+    def state_of(r: int, step: int, loss: float, outputs: torch.Tensor | None) -> FitState:
+        out_fn = (lambda: outputs[r]) if outputs is not None else (lambda: full_output()[r])
+        return FitState(step, config.steps, loss, net, out_fn, lambda: None if ema_out is None else ema_out[r],
+                        run=r, seed=books[r].seed)
 
-    def record(state: FitState) -> None:
-        nonlocal best
+    def record(book: _Book, state: FitState) -> None:
         row: dict[str, float] = {"step": state.step, "loss": state.loss, "seconds": time.perf_counter() - start}
         if clean_ref is not None:
-            out = state.output.detach().cpu()
+            out = state.output.detach().float().cpu()
             row["psnr"] = M.psnr(out, clean_ref)
             if ssim:
                 row["ssim"] = M.ssim(out, clean_ref)
-            if best is None or row["psnr"] > best[0]:
-                best = (row["psnr"], state.step, out.clone())
+            if book.best is None or row["psnr"] > book.best[0]:
+                book.best = (row["psnr"], state.step, out.clone())
             if state.ema is not None:
-                ema_cpu = state.ema.detach().cpu()
+                ema_cpu = state.ema.detach().float().cpu()
                 row["psnr_ema"] = M.psnr(ema_cpu, clean_ref)
                 if ssim:
                     row["ssim_ema"] = M.ssim(ema_cpu, clean_ref)
         state.metrics.update(row)
-        history.append(row)
+        book.history.append(row)
 
-    def observe(state: FitState) -> bool:
-        record(state)
-        want_stop = False
+    def observe(book: _Book, state: FitState) -> None:
+        record(book, state)
         k = state.step // config.observe_every
-        for cb in callbacks:
+        want = False
+        for cb in book.callbacks:
             if k % max(cb.every, 1) == 0 and cb.observe(state):
-                want_stop = True
-        return want_stop
+                want = True
+        if want and book.stopped_at is None:
+            book.stopped_at = state.step
+            book.stop_output = state.output.detach().float().cpu().clone()
+            book.stop_ema = None if state.ema is None else state.ema.detach().float().cpu().clone()
 
-    init_state = make_state(0, float("nan"), None)
-    for cb in callbacks:
-        cb.on_start(init_state)
+    for r, book in enumerate(books):
+        for cb in book.callbacks:
+            cb.on_start(state_of(r, 0, float("nan"), None))
     try:
         for step in range(config.steps):
             optimizer.zero_grad(set_to_none=True)
-            if pixel_batch:
-                idx = torch.randint(0, n_pixels, (pixel_batch,), device=device, generator=dev_gen)
+            if pixel_batch:  # coordinate models only, R = 1
+                idx = torch.randint(0, h * w, (pixel_batch,), device=device, generator=noise_gens[0])
                 with autocast(precision, device):
-                    pred = net(z_flat[:, :, idx]).float()
-                loss = torch.mean((op.restrict(idx)(pred) - y_flat[:, :, idx]) ** 2)
+                    pred = run_net(z_flat[:, :, idx]).to(dtype)
+                run_loss = torch.mean((op.restrict(idx)(pred) - y_flat[:, :, idx]) ** 2).reshape(1)
                 out = None
             else:
-                inp = z
-                if config.reg_noise_std > 0:
-                    inp = z + config.reg_noise_std * torch.randn(z.shape, device=device, generator=dev_gen)
+                inp = z + config.reg_noise_std * input_noise() if config.reg_noise_std > 0 else z
                 out = forward(inp)
-                loss = torch.mean((op(out) - y) ** 2)
+                run_loss = torch.mean((op(out) - y) ** 2, dim=(1, 2, 3))
                 out = out.detach()
                 if config.ema is not None:
                     ema_out = out.clone() if ema_out is None else ema_out.mul_(config.ema).add_(out, alpha=1 - config.ema)
-            losses[step] = loss.detach()
+            losses[step] = run_loss.detach()
 
             if step % config.observe_every == 0:
-                loss_value = float(loss.detach())
-                if config.recover_divergence and (
-                    not math.isfinite(loss_value) or loss_value > config.divergence_factor * good_loss
-                ):
-                    with torch.no_grad():
-                        for p, g in zip(net.parameters(), good_params):
-                            p.copy_(g)
-                    optimizer.state.clear()  # the moments may hold NaN/inf too: restart Adam
-                    recoveries.append(step)
-                    continue
+                values = run_loss.detach().cpu().tolist()
                 if config.recover_divergence:
-                    with torch.no_grad():
-                        for p, g in zip(net.parameters(), good_params):
-                            g.copy_(p)
-                    good_loss = loss_value
+                    bad = _recover(values, books, net, good_params, optimizer, step, config.divergence_factor)
+                    if all(bad):
+                        continue
+                    if any(bad):
+                        skip = torch.tensor([0.0 if b else 1.0 for b in bad], device=device)
                 if pixel_batch and config.ema is not None:
-                    full = full_output()[None]
+                    full = full_output()
                     ema_out = full.clone() if ema_out is None else ema_out.mul_(config.ema).add_(full, alpha=1 - config.ema)
-                if observe(make_state(step, loss_value, out)):
-                    stopped = True
+                for r, book in enumerate(books):
+                    if book.stopped_at is None:
+                        observe(book, state_of(r, step, values[r], out))
+                if all(b.stopped_at is not None for b in books):
                     break
+            loss = run_loss.sum() if skip is None else (run_loss * skip).sum()
+            skip = None
             loss.backward()
             optimizer.step()
         else:
@@ -386,37 +484,107 @@ def fit(
         interrupted = True
     seconds = time.perf_counter() - start
 
-    steps_done = step
     final = full_output()
-    final_state = make_state(steps_done, float(torch.mean((op(final[None]) - y) ** 2)), final[None])
-    if not stopped and not interrupted and steps_done % config.observe_every == 0 and config.steps > 0:
-        observe(final_state)
-    elif not any(r["step"] == steps_done for r in history):
-        record(final_state)
-    for cb in callbacks:
-        cb.on_end(final_state)
+    final_losses = torch.mean((op(final) - y) ** 2, dim=(1, 2, 3)).cpu().tolist()
+    results = []
+    for r, book in enumerate(books):
+        done = book.stopped_at if book.stopped_at is not None else step
+        if book.stopped_at is None:
+            fs = state_of(r, done, final_losses[r], final)
+            if not interrupted and done % config.observe_every == 0 and config.steps > 0:
+                observe(book, fs)
+            elif not any(row["step"] == done for row in book.history):
+                record(book, fs)
+            final_r = final[r].detach().float().cpu()
+            ema_r = None if ema_out is None else ema_out[r].detach().float().cpu()
+        else:
+            final_r, ema_r = book.stop_output, book.stop_ema
+            fs = FitState(done, config.steps, book.history[-1]["loss"], net, lambda: final_r, lambda: ema_r,
+                          run=r, seed=book.seed)
+        for cb in book.callbacks:
+            cb.on_end(fs)
+        if book.history and clean_ref is not None:
+            book.history[-1]["psnr_final"] = book.history[-1].get("psnr", float("nan"))
+            if "psnr_ema" in book.history[-1]:
+                book.history[-1]["psnr_ema_final"] = book.history[-1]["psnr_ema"]
+        results.append(FitResult(
+            final=final_r,
+            ema=ema_r,
+            best=None if book.best is None else book.best[2],
+            best_step=None if book.best is None else book.best[1],
+            best_psnr=None if book.best is None else book.best[0],
+            history=book.history,
+            losses=losses[:done, r].cpu().numpy(),
+            steps_done=done,
+            interrupted=interrupted,
+            stopped_early=book.stopped_at is not None,
+            recoveries=book.recoveries,
+            seconds=seconds,
+            device=describe_device(device),
+            precision=precision,
+            n_parameters=n_parameters,
+            seed=book.seed,
+            channels_last=channels_last,
+            grouped=R,
+        ))
+    return results
 
-    if history and clean_ref is not None:
-        history[-1]["psnr_final"] = history[-1].get("psnr", float("nan"))
-        if "psnr_ema" in history[-1]:
-            history[-1]["psnr_ema_final"] = history[-1]["psnr_ema"]
-    return FitResult(
-        final=final.detach().cpu(),
-        ema=None if ema_out is None else ema_out[0].detach().cpu(),
-        best=None if best is None else best[2],
-        best_step=None if best is None else best[1],
-        best_psnr=None if best is None else best[0],
-        history=history,
-        losses=losses[:steps_done].cpu().numpy(),
-        steps_done=steps_done,
-        interrupted=interrupted,
-        stopped_early=stopped,
-        recoveries=recoveries,
-        seconds=seconds,
-        device=describe_device(device),
-        precision=precision,
-        n_parameters=n_parameters,
-    )
+
+def _recover(values: list[float], books: list[_Book], net: torch.nn.Module, good: list[torch.Tensor],
+             optimizer: torch.optim.Optimizer, step: int, factor: float) -> list[bool]:
+    """Divergence recovery at an observation step; returns which runs were reset.
+
+    A run whose loss is not finite or exceeds ``factor`` × its last observed loss gets its
+    slice of every parameter back from the last good copy and its Adam moments zeroed (the
+    caller skips its update at this step). Healthy runs refresh their good copy.
+    """
+    R = len(books)
+    bad = [not math.isfinite(v) or v > factor * b.good_loss for v, b in zip(values, books)]
+    with torch.no_grad():
+        for p, g in zip(net.parameters(), good):
+            pr, gr = p.unflatten(0, (R, -1)), g.unflatten(0, (R, -1))
+            moments = [t.unflatten(0, (R, -1)) for t in optimizer.state.get(p, {}).values()
+                       if isinstance(t, torch.Tensor) and t.shape == p.shape]
+            for r in range(R):
+                if bad[r]:
+                    pr[r].copy_(gr[r])
+                    for m in moments:
+                        m[r].zero_()
+                else:
+                    gr[r].copy_(pr[r])
+    for b, is_bad, v in zip(books, bad, values):
+        if is_bad:
+            b.recoveries.append(step)
+        else:
+            b.good_loss = v
+    return bad
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], config: FitConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam; the fused (single-kernel) implementation on the fast path where it exists."""
+    fused = config.fast and device.type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=config.lr, fused=True if fused else None)
+
+
+def resolve_layout(channels_last: bool | None, precision: str, device: torch.device) -> bool:
+    """``None`` (auto): channels-last where it pays — bf16 or CUDA; NCHW for fp32 on a CPU.
+
+    Measured on a 2-core AVX-512 CPU without native bf16, channels-last made the fp32 step
+    slower (``benchmarks/RESULTS.md``), so it is only the default where tensor cores or AMX
+    use it.
+    """
+    if channels_last is not None:
+        return channels_last
+    return precision == "bf16" or device.type == "cuda"
+
+
+def enable_fast_math(device: torch.device) -> None:
+    """Process-wide settings of the fast path: TF32 matmuls/convolutions and cuDNN autotuning on
+    CUDA. (These change numerics only at TF32's 10-bit mantissa, and only on CUDA.)"""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
 
 
 def config_to_dict(config: FitConfig) -> dict[str, Any]:

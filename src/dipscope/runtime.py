@@ -13,7 +13,7 @@ import torch
 from .errors import DipscopeError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp64")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -54,7 +54,7 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(name: str, device: torch.device) -> str:
     """``auto`` → bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere."""
     if name not in PRECISIONS:
-        raise DipscopeError(f"unknown precision {name!r}; choose auto, fp32 or bf16")
+        raise DipscopeError(f"unknown precision {name!r}; choose auto, fp32, bf16 or fp64")
     if name != "auto":
         return name
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -62,6 +62,11 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """Dtype of weights, inputs and loss: float64 for ``fp64`` (exactness checks), else float32."""
+    return torch.float64 if precision == "fp64" else torch.float32
 
 
 def autocast(precision: str, device: torch.device) -> ContextManager:

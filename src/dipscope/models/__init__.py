@@ -27,7 +27,7 @@ ModelSpec = Union[SkipSpec, LinearSpec, ReLUNetSpec]
 FAMILIES: dict[str, type] = {"skip": SkipSpec, "linear": LinearSpec, "relunet": ReLUNetSpec}
 
 __all__ = [
-    "FAMILIES", "LinearSpec", "ModelSpec", "ReLUNetSpec", "SkipSpec", "build", "coordinate_grid",
+    "FAMILIES", "LinearSpec", "ModelSpec", "ReLUNetSpec", "SkipSpec", "build", "build_group", "coordinate_grid",
     "count_parameters", "input_shape", "spec_from_dict", "spec_to_dict",
 ]
 
@@ -54,6 +54,29 @@ def build(spec: ModelSpec, image_shape: tuple[int, int, int]) -> nn.Module:
     if isinstance(spec, ReLUNetSpec):
         return ReLUNet(spec, c)
     raise DipscopeError(f"unknown model spec {type(spec).__name__}")
+
+
+def build_group(spec: ModelSpec, image_shape: tuple[int, int, int], nets: list[nn.Module]) -> nn.Module:
+    """Fuse R networks of ``spec`` (built by :func:`build`) into one grouped network.
+
+    Only the convolutional family groups: every parameter and buffer of the result holds the
+    R networks' tensors stacked along its first axis, so run ``r`` computes exactly what
+    ``nets[r]`` computes on its block of input channels.
+    """
+    if not isinstance(spec, SkipSpec):
+        raise DipscopeError(f"only the skip family can fit several runs as one network, not {spec.family}")
+    if len(nets) == 1:
+        return nets[0]
+    grouped = build_skip(spec, input_shape(spec, image_shape)[0], image_shape[0], groups=len(nets))
+    with torch.no_grad():
+        target = dict(grouped.named_parameters()) | dict(grouped.named_buffers())
+        for name, tensor in target.items():
+            parts = [dict(n.named_parameters()).get(name, dict(n.named_buffers()).get(name)) for n in nets]
+            if tensor.ndim == 0:  # BatchNorm's num_batches_tracked
+                tensor.copy_(parts[0])
+            else:
+                tensor.copy_(torch.cat(parts, dim=0))
+    return grouped
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:

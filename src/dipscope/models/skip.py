@@ -123,11 +123,17 @@ class SkipSpec:
 
 
 class Concat(nn.Module):
-    """Concatenate the outputs of several branches along channels (centre-cropped to match)."""
+    """Concatenate the branches' outputs along channels (centre-cropped to a common size).
 
-    def __init__(self, dim: int, *branches: nn.Module) -> None:
+    With ``groups = R`` (R runs fitted as one grouped network) every branch output holds R
+    equal blocks of channels, one per run, and the blocks are interleaved so that run ``r``'s
+    channels stay contiguous: ``[a_1 b_1 … a_R b_R]``.
+    """
+
+    def __init__(self, dim: int, *branches: nn.Module, groups: int = 1) -> None:
         super().__init__()
         self.dim = dim
+        self.groups = groups
         for i, branch in enumerate(branches):
             self.add_module(str(i), branch)
 
@@ -141,11 +147,16 @@ class Concat(nn.Module):
                   (o.shape[3] - w) // 2:(o.shape[3] - w) // 2 + w]
                 for o in outs
             ]
-        return torch.cat(outs, dim=self.dim)
+        if self.groups == 1:
+            return torch.cat(outs, dim=self.dim)
+        g = self.groups
+        parts = [o.unflatten(1, (g, o.shape[1] // g)) for o in outs]
+        return torch.cat(parts, dim=2).flatten(1, 2)
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int, spec: SkipSpec, downsample: str = "stride") -> nn.Sequential:
-    """Convolution as the original builds it: [reflection pad] conv [pool]."""
+def _conv(c_in: int, c_out: int, k: int, stride: int, spec: SkipSpec, downsample: str = "stride",
+          groups: int = 1) -> nn.Sequential:
+    """Convolution as the original builds it: [reflection pad] conv [pool] (×``groups`` runs)."""
     pool: nn.Module | None = None
     if stride != 1 and downsample != "stride":
         pool = nn.AvgPool2d(stride, stride) if downsample == "avg" else nn.MaxPool2d(stride, stride)
@@ -155,18 +166,24 @@ def _conv(c_in: int, c_out: int, k: int, stride: int, spec: SkipSpec, downsample
     if spec.pad == "reflection" and pad > 0:
         layers.append(nn.ReflectionPad2d(pad))
         pad = 0
-    layers.append(nn.Conv2d(c_in, c_out, k, stride, padding=pad, bias=spec.bias))
+    layers.append(nn.Conv2d(c_in * groups, c_out * groups, k, stride, padding=pad, bias=spec.bias, groups=groups))
     if pool is not None:
         layers.append(pool)
     return nn.Sequential(*layers)
 
 
-def _norm_act(channels: int, spec: SkipSpec) -> list[nn.Module]:
-    return ([nn.BatchNorm2d(channels)] if spec.batchnorm else []) + [activation(spec.act)]
+def _norm_act(channels: int, spec: SkipSpec, groups: int = 1) -> list[nn.Module]:
+    return ([nn.BatchNorm2d(channels * groups)] if spec.batchnorm else []) + [activation(spec.act)]
 
 
-def build_skip(spec: SkipSpec, in_channels: int, out_channels: int) -> nn.Sequential:
-    """Build the encoder-decoder for ``in_channels`` input and ``out_channels`` output maps."""
+def build_skip(spec: SkipSpec, in_channels: int, out_channels: int, groups: int = 1) -> nn.Sequential:
+    """Build the encoder-decoder for ``in_channels`` input and ``out_channels`` output maps.
+
+    ``groups = R > 1`` builds R independent copies as one network of grouped convolutions
+    (input and output channels are R consecutive blocks, one per copy). BatchNorm on a batch of
+    one normalises each channel over its own map, so grouping it is exact too.
+    """
+    g = groups
     n = spec.levels
     f_down = per_level(spec.filter_down, n, "filter_down")
     f_up = per_level(spec.filter_up, n, "filter_up")
@@ -179,38 +196,38 @@ def build_skip(spec: SkipSpec, in_channels: int, out_channels: int) -> nn.Sequen
     depth = in_channels
     for i in range(n):
         deeper, skip = nn.Sequential(), nn.Sequential()
-        current.append(Concat(1, skip, deeper) if spec.channels_skip[i] else deeper)
+        current.append(Concat(1, skip, deeper, groups=g) if spec.channels_skip[i] else deeper)
         k = spec.channels_up[i + 1] if i < n - 1 else spec.channels_down[i]
         if spec.batchnorm:
-            current.append(nn.BatchNorm2d(spec.channels_skip[i] + k))
+            current.append(nn.BatchNorm2d((spec.channels_skip[i] + k) * g))
         if spec.channels_skip[i]:
-            skip.append(_conv(depth, spec.channels_skip[i], spec.filter_skip, 1, spec))
-            for m in _norm_act(spec.channels_skip[i], spec):
+            skip.append(_conv(depth, spec.channels_skip[i], spec.filter_skip, 1, spec, groups=g))
+            for m in _norm_act(spec.channels_skip[i], spec, g):
                 skip.append(m)
-        deeper.append(_conv(depth, spec.channels_down[i], f_down[i], factors[i], spec, downs[i]))
-        for m in _norm_act(spec.channels_down[i], spec):
+        deeper.append(_conv(depth, spec.channels_down[i], f_down[i], factors[i], spec, downs[i], g))
+        for m in _norm_act(spec.channels_down[i], spec, g):
             deeper.append(m)
-        deeper.append(_conv(spec.channels_down[i], spec.channels_down[i], f_down[i], 1, spec))
-        for m in _norm_act(spec.channels_down[i], spec):
+        deeper.append(_conv(spec.channels_down[i], spec.channels_down[i], f_down[i], 1, spec, groups=g))
+        for m in _norm_act(spec.channels_down[i], spec, g):
             deeper.append(m)
         inner = nn.Sequential()
         if i < n - 1:
             deeper.append(inner)
         if ups[i] == "transposed":
-            deeper.append(nn.ConvTranspose2d(k, k, factors[i], factors[i], bias=spec.bias))
+            deeper.append(nn.ConvTranspose2d(k * g, k * g, factors[i], factors[i], bias=spec.bias, groups=g))
         else:
             align = False if ups[i] == "bilinear" else None
             deeper.append(nn.Upsample(scale_factor=factors[i], mode=ups[i], align_corners=align))
-        current.append(_conv(spec.channels_skip[i] + k, spec.channels_up[i], f_up[i], 1, spec))
-        for m in _norm_act(spec.channels_up[i], spec):
+        current.append(_conv(spec.channels_skip[i] + k, spec.channels_up[i], f_up[i], 1, spec, groups=g))
+        for m in _norm_act(spec.channels_up[i], spec, g):
             current.append(m)
         if spec.conv1x1_up:
-            current.append(_conv(spec.channels_up[i], spec.channels_up[i], 1, 1, spec))
-            for m in _norm_act(spec.channels_up[i], spec):
+            current.append(_conv(spec.channels_up[i], spec.channels_up[i], 1, 1, spec, groups=g))
+            for m in _norm_act(spec.channels_up[i], spec, g):
                 current.append(m)
         depth = spec.channels_down[i]
         current = inner
-    model.append(_conv(spec.channels_up[0], out_channels, 1, 1, spec))
+    model.append(_conv(spec.channels_up[0], out_channels, 1, 1, spec, groups=g))
     if spec.sigmoid:
         model.append(nn.Sigmoid())
     return model
