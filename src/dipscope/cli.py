@@ -156,6 +156,22 @@ def demo(
     _report(out_dir, result)
 
 
+@app.command()
+def bench(
+    steps: int = typer.Option(10, help="Timed steps per mode and chunk (two chunks, medians reported)."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes only (a minute or two)."),
+    device: str = typer.Option("auto", help="Device to benchmark."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory in subprocesses."),
+    results: Optional[Path] = typer.Option(None, help="Also write the Markdown report to this file."),
+) -> None:
+    """Time the DIP step: reference vs fast mode, GFLOP/s, peak memory, runs fitted together."""
+    from .bench import run
+
+    if steps < 3:
+        raise DipscopeError("--steps must be at least 3")
+    print(run(steps=steps, quick=quick, device=device, memory=memory, results=results))
+
+
 def _report(out_dir: Path, result: object) -> None:
     from .fit import FitResult
 

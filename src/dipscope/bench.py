@@ -1,0 +1,172 @@
+"""Speed benchmark of the fit step: reference vs fast execution, and runs fitted together.
+
+Timings come from the real fit loop (:func:`dipscope.fit.fit_runs`): a callback stamps the
+clock at every step, the first ``warmup`` steps of each chunk are dropped, and the two modes
+run in alternating chunks so that a change in machine load hits both alike. FLOPs per step
+are counted once per configuration with ``torch.utils.flop_counter``; peak memory is measured
+in a fresh subprocess per configuration (``ru_maxrss`` growth on a CPU,
+``max_memory_allocated`` on CUDA).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .fit import Callback, FitConfig, FitState, fit_runs
+from .models import SkipSpec, build, input_shape
+from .presets import preset
+from .runtime import cpu_has_native_bf16, describe_device, resolve_device, versions
+
+REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
+FAST = dict(precision="auto", channels_last=None, fast=True, compile=False)
+
+
+class StepClock(Callback):
+    """Records the wall-clock time of every observation (observe_every = 1: every step)."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def observe(self, state: FitState) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+@dataclass
+class Case:
+    name: str
+    spec: SkipSpec
+    size: int
+
+
+def cases(quick: bool = False) -> list[Case]:
+    standard, _ = preset("ulyanov2018")
+    study, _ = preset("chakrabarty2019")
+    sizes = [64, 128] if quick else [128, 256, 512]
+    out = [Case(f"standard {s}×{s}", standard, s) for s in sizes]
+    out.append(Case("study-256ch 128×128" if not quick else "study-256ch 64×64", study, 64 if quick else 128))
+    return out
+
+
+def step_flops(spec: SkipSpec, size: int, runs: int = 1) -> int:
+    """FLOPs of one forward + backward pass (the Adam update itself is negligible)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = (3, size, size)
+    net = build(spec, shape)
+    z = torch.rand(1, *input_shape(spec, shape))
+    with FlopCounterMode(display=False) as counter:
+        out = net(z)
+        out.square().mean().backward()
+    return runs * counter.get_total_flops()
+
+
+def time_modes(spec: SkipSpec, size: int, modes: dict[str, dict[str, Any]], steps: int, warmup: int = 2,
+               chunks: int = 2, device: str = "auto", runs: int = 1, group: bool | None = None) -> dict[str, list[float]]:
+    """Per-step seconds of each mode, from ``chunks`` alternating fits of ``steps`` steps each."""
+    _, base = preset("ulyanov2018")
+    target = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {name: [] for name in modes}
+    for _ in range(chunks):
+        for name, mode in modes.items():
+            clock = StepClock()
+            config = replace(base, steps=steps + warmup, observe_every=1, device=device, **mode)
+            fit_runs(spec, target, config, seeds=list(range(runs)), callbacks=[[clock]] + [[] for _ in range(runs - 1)],
+                     ssim=False, group=group)
+            stamps = clock.stamps
+            times[name] += [b - a for a, b in zip(stamps[warmup:-1], stamps[warmup + 1:])]
+    return times
+
+
+def peak_memory(spec: SkipSpec, size: int, mode: dict[str, Any], device: str) -> float | None:
+    """Peak memory (MiB) of a 3-step fit, measured in a fresh subprocess."""
+    code = f"""
+import json, resource, torch
+from dataclasses import replace
+from dipscope.fit import fit
+from dipscope.models import spec_from_dict
+from dipscope.presets import preset
+spec = spec_from_dict({json.dumps(_spec_dict(spec))})
+_, base = preset("ulyanov2018")
+target = torch.rand(3, {size}, {size})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+config = replace(base, steps=3, observe_every=10, device={device!r}, **{mode!r})
+fit(spec, target, config, ssim=False)
+if torch.cuda.is_available() and {device!r} != "cpu":
+    print(torch.cuda.max_memory_allocated() / 2**20)
+else:
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _spec_dict(spec: SkipSpec) -> dict[str, Any]:
+    from .models import spec_to_dict
+
+    return spec_to_dict(spec)
+
+
+def run(steps: int = 10, quick: bool = False, device: str = "auto", memory: bool = True,
+        results: Path | None = None) -> str:
+    """Run the whole benchmark; return (and optionally write) its Markdown report."""
+    dev = resolve_device(device)
+    lines: list[str] = []
+    say = lines.append
+    info = describe_device(dev)
+    say(f"Machine: {info.get('name')} ({info['type']}, {info.get('cpu_count', '')} CPUs, torch threads "
+        f"{info['torch_threads']}, CPU capability {info.get('cpu_capability', '-')}, native bf16: "
+        f"{cpu_has_native_bf16() if dev.type == 'cpu' else 'n/a'})")
+    v = versions()
+    say(f"Software: dipscope {v['dipscope']}, torch {v['torch']}, Python {v['python']}, {platform.platform()}")
+    say(f"Method: median of ≥ {steps * 2} timed steps per mode (2 alternating chunks of {steps}, 2 warm-up steps "
+        "dropped per chunk), real fit loop (ulyanov2018 settings: input noise, EMA, divergence checks).")
+    say("Reference = fp32, NCHW, eager, stock Adam (the original implementation's execution). "
+        "Fast = the default path (auto precision/layout, fused Adam).")
+    say("")
+    say("| network | reference ms/step | fast ms/step | speed-up | GFLOP/step | ref GFLOP/s | fast GFLOP/s | "
+        "peak MiB ref | peak MiB fast |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for case in cases(quick):
+        t = time_modes(case.spec, case.size, {"reference": REFERENCE, "fast": FAST}, steps, device=device)
+        ref, fast = statistics.median(t["reference"]), statistics.median(t["fast"])
+        flops = step_flops(case.spec, case.size)
+        mem = [peak_memory(case.spec, case.size, m, device) if memory else None for m in (REFERENCE, FAST)]
+        fmt = [f"{m:.0f}" if m is not None else "-" for m in mem]
+        say(f"| {case.name} | {1000 * ref:.0f} | {1000 * fast:.0f} | {ref / fast:.2f}× | {flops / 1e9:.1f} | "
+            f"{flops / ref / 1e9:.0f} | {flops / fast / 1e9:.0f} | {fmt[0]} | {fmt[1]} |")
+        rows.append((case.name, ref, fast))
+        print(lines[-1], flush=True)
+    say("")
+    say("Runs fitted together (fast mode, standard network): time per step of R runs, per run, and the "
+        "throughput per run against R sequential single runs (grouped = one network of grouped convolutions).")
+    say("")
+    say("| size | R | sequential ms/step/run | grouped ms/step | grouped ms/step/run | throughput gain |")
+    say("|---|---|---|---|---|---|")
+    standard, _ = preset("ulyanov2018")
+    for size in ([64] if quick else [64, 128]):
+        single = statistics.median(time_modes(standard, size, {"fast": FAST}, steps, device=device)["fast"])
+        for R in (1, 2, 4):
+            grouped = statistics.median(
+                time_modes(standard, size, {"fast": FAST}, steps, device=device, runs=R, group=True)["fast"]
+            )
+            say(f"| {size}×{size} | {R} | {1000 * single:.0f} | {1000 * grouped:.0f} | {1000 * grouped / R:.0f} | "
+                f"{single * R / grouped:.2f}× |")
+            print(lines[-1], flush=True)
+    report = "\n".join(lines) + "\n"
+    if results is not None:
+        results.write_text(report)
+    return report
