@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)  ## create .venv and install dipscope with its test tools
 
 demo: $(STAMP)  ## denoise a bundled image on the CPU (< 3 min) and print the PSNR reached
-	$(VENV)/bin/dipscope demo --out demo-output
+	$(VENV)/bin/dipscope demo --out demo-output --force
 
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q

@@ -1,7 +1,7 @@
 """Speed of one DIP step: reference vs fast execution, GFLOP/s, peak memory, grouped runs.
 
 Usage: python benchmarks/step_speed.py [--quick] [--steps N] [--device D]
-Writes benchmarks/RESULTS-step_speed.md (the body of RESULTS.md's table) and prints it.
+Prints the report and writes it to benchmarks/step_speed-latest.md (RESULTS.md quotes it).
 See dipscope.bench for the method.
 """
 

@@ -118,6 +118,31 @@ def test_divergence_recovery_reloads_the_last_good_weights(textured_grey: torch.
     result = fit(SMALL, textured_grey, QUICK, callbacks=[Poison()])
     assert result.recoveries == [10]
     assert torch.isfinite(result.final).all() and math.isfinite(float(result.losses[-1]))
+    assert torch.isfinite(result.ema).all()
+
+
+class PoisonRun(Callback):
+    """In a grouped fit, corrupt only run ``r``'s slice of the weights at step 5."""
+
+    def __init__(self, r: int, runs: int) -> None:
+        self.r, self.runs = r, runs
+
+    def observe(self, state: FitState) -> None:
+        if state.step == 5:
+            for p in state.net.parameters():
+                data = p.detach().clone()
+                data.unflatten(0, (self.runs, -1))[self.r] = float("nan")
+                p.data = data
+
+
+def test_recovery_of_one_run_in_a_group_leaves_the_others_alone(textured_grey: torch.Tensor) -> None:
+    from dipscope.fit import fit_runs
+
+    clean = fit_runs(SMALL, textured_grey, QUICK, seeds=[0, 1], group=True)
+    hit = fit_runs(SMALL, textured_grey, QUICK, seeds=[0, 1], group=True, callbacks=[[], [PoisonRun(1, 2)]])
+    assert hit[0].recoveries == [] and hit[1].recoveries == [10]
+    assert torch.equal(hit[0].final, clean[0].final)
+    assert torch.isfinite(hit[1].final).all() and torch.isfinite(hit[1].ema).all()
 
 
 def test_inpainting_operator_fits_only_the_known_pixels(textured_grey: torch.Tensor) -> None:

@@ -93,10 +93,10 @@ def denoise(
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
     steps: Optional[int] = typer.Option(None, help="Number of Adam steps (preset's default otherwise)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (preset's default otherwise)."),
-    levels: Optional[int] = typer.Option(None, help="Use fewer encoder-decoder levels (small images)."),
+    levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
     width: int = typer.Option(128, help="Width N of DIP-Linear-N."),
     device: str = typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps."),
-    precision: Precision = typer.Option(Precision.auto, help="auto (bf16 where the hardware has it), fp32 or bf16."),
+    precision: Precision = typer.Option(Precision.auto, help="auto (bf16 where the hardware has it), fp32, bf16 or fp64."),
     layout: Layout = typer.Option(Layout.auto, help="Memory layout of activations (auto: the faster one here)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (slower on small CPUs)."),
     fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
@@ -125,8 +125,8 @@ def denoise(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Run directory to create."),
-    steps: int = typer.Option(1200, help="Adam steps."),
-    force: bool = typer.Option(True, help="Replace an earlier demo output."),
+    steps: int = typer.Option(300, help="Adam steps (300 take about 2 minutes on 2 CPU cores)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier demo output."),
 ) -> None:
     """Denoise a 128×128 crop of scikit-image's bundled 'astronaut' (σ = 25) in a few minutes on a CPU."""
     import numpy as np
@@ -143,9 +143,11 @@ def demo(
     write_image(source, np.moveaxis(crop, -1, 0))
     request = DenoiseRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
     bar = ProgressBar(steps, "DIP demo (astronaut crop)")
-    out_dir, result = run_denoise(request, callbacks=[bar])
-    clean = read_image(source)
-    source.unlink()
+    try:
+        out_dir, result = run_denoise(request, callbacks=[bar])
+        clean = read_image(source)
+    finally:
+        source.unlink(missing_ok=True)
     noisy = read_image(out_dir / "noisy.png")
     shown = result.ema if result.ema is not None else result.final
     image_row(
@@ -156,9 +158,68 @@ def demo(
     _report(out_dir, result)
 
 
+experiment_app = typer.Typer(no_args_is_help=True, help="Reproduce the study's experiments (resumable).")
+app.add_typer(experiment_app, name="experiment")
+
+
+class Profile(str, Enum):
+    smoke = "smoke"
+    cpu = "cpu"
+    paper = "paper"
+
+
+IMAGES_HELP = "Image files, or set:NAME for a named data set (cbm3d9, barbara, triangle) from --data-dir."
+
+
+@experiment_app.command("bias")
+def experiment_bias(
+    images: list[str] = typer.Argument(..., help=IMAGES_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    model: list[str] = typer.Option(["dip", "linear-128", "relunet"], help="Models: dip, linear-N, relunet (repeat)."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    factor: int = typer.Option(4, help="Downsample inputs by this factor (the study: 4)."),
+    resize: str = typer.Option("study", help="study (plain bilinear, as the study) or antialias."),
+    tau: float = typer.Option(0.1, help="Relative-error threshold τ."),
+    bands: int = typer.Option(8, help="Number of frequency rings."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """Claim 1: per-band error over the fit of clean images; Spearman ρ of band vs learning time."""
+    from .experiments.bias import BiasConfig, run
+
+    cfg = BiasConfig(images=images, models=model, profile=profile.value, bands=bands, tau=tau, factor=factor,
+                     resize=resize, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
+@experiment_app.command("trajectory")
+def experiment_trajectory(
+    images: list[str] = typer.Argument(..., help=IMAGES_HELP + " Also pattern:F1,F2 for generated images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    model: str = typer.Option("dip", help="dip, linear-N or relunet."),
+    runs: int = typer.Option(2, help="Number of runs (seeds) to compare; the distance uses the first two."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
+    channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
+    smooth: int = typer.Option(5, help="Window of the centred moving median over snapshots."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """Claim 2: distance between two runs over the fit; convergence points; peak vs pattern amount."""
+    from .experiments.trajectory import TrajectoryConfig, run
+
+    if runs < 2:
+        raise DipscopeError("--runs must be at least 2")
+    cfg = TrajectoryConfig(images=images, model=model, profile=profile.value, runs=runs, steps=steps,
+                           channels=channels, smooth=smooth, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
 @app.command()
 def bench(
-    steps: int = typer.Option(10, help="Timed steps per mode and chunk (two chunks, medians reported)."),
+    steps: int = typer.Option(10, help="Timed steps per mode and chunk (two chunks; medians over 5-step intervals)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes only (a minute or two)."),
     device: str = typer.Option("auto", help="Device to benchmark."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak memory in subprocesses."),
@@ -167,8 +228,10 @@ def bench(
     """Time the DIP step: reference vs fast mode, GFLOP/s, peak memory, runs fitted together."""
     from .bench import run
 
-    if steps < 3:
-        raise DipscopeError("--steps must be at least 3")
+    if steps < 5:
+        raise DipscopeError("--steps must be at least 5")
+    if results is not None and not results.parent.is_dir():
+        raise DipscopeError(f"folder {results.parent} for --results does not exist")
     print(run(steps=steps, quick=quick, device=device, memory=memory, results=results))
 
 

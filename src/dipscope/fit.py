@@ -14,9 +14,10 @@ so step 0 is the network at initialisation.
 Options of the original implementation are all here: input-noise regularisation
 (``z + σ_r ε`` at every step), an exponential moving average of the outputs
 (``x̄_t = α x̄_{t−1} + (1 − α) x_t``), and divergence recovery (when the loss becomes NaN or
-jumps by more than a factor, the last good weights are reloaded and Adam's moments reset). The network's sides are
-padded up to its multiple and its output cropped back, so every H×W works; the loss is taken
-on the crop only.
+jumps by more than a factor, the last good weights are reloaded). The network's sides are
+padded up to its multiple and its output cropped back, so any H×W works; the loss is taken
+on the crop only (each side must still be at least twice that multiple: BatchNorm needs a
+2×2 map at the deepest level).
 
 Observers (:class:`Callback`) see a :class:`FitState` every ``k`` steps and may ask the loop to
 stop. The loop itself reads values back from the device only at those observation steps.
@@ -35,7 +36,7 @@ import torch
 from . import metrics as M
 from .errors import DipscopeError
 from .images import crop_padding, check_min_size
-from .models import ModelSpec, build, build_group, coordinate_grid, estimate_memory, input_shape
+from .models import ModelSpec, build, build_group, coordinate_grid, count_parameters, estimate_memory, input_shape
 from .operators import Identity, Operator
 from .runtime import autocast, compute_dtype, describe_device, resolve_device, resolve_precision
 
@@ -299,10 +300,12 @@ def fit_runs(
         raise DipscopeError(f"only the skip family can fit several runs as one network, not {spec.family}")
     if group:
         return _fit_group(spec, target, config, seeds, clean, operator, callbacks, ssim)
-    return [
-        _fit_group(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim)[0]
-        for s, cbs in zip(seeds, callbacks)
-    ]
+    results: list[FitResult] = []
+    for s, cbs in zip(seeds, callbacks):
+        results += _fit_group(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim)
+        if results[-1].interrupted:  # Ctrl-C ends the whole call, not just the current run
+            break
+    return results
 
 
 @dataclass
@@ -328,7 +331,7 @@ def _check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clea
     _, h, w = target.shape
     what = f"the {spec.levels}-level network" if spec.family == "skip" else f"the {spec.family} model"
     check_min_size(h, w, spec.min_side, what)
-    if clean is not None and clean.shape != target.shape and isinstance(operator, Identity):
+    if clean is not None and clean.shape != target.shape:
         raise DipscopeError(f"the clean image is {tuple(clean.shape)} but the target is {tuple(target.shape)}")
     if config.pixel_batch and spec.input_kind != "coordinates":
         raise DipscopeError("pixel minibatches need a coordinate model (relunet)")
@@ -364,7 +367,7 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
     dtype = compute_dtype(precision)
     net = (build_group(spec, out_shape, nets) if R > 1 else nets[0]).to(device=device, dtype=dtype)
     del nets
-    n_parameters = sum(p.numel() for p in net.parameters()) // R
+    n_parameters = count_parameters(net) // R
     z = torch.cat(zs, dim=1).to(device=device, dtype=dtype)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -398,7 +401,7 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
     losses = torch.zeros(config.steps, R, device=device, dtype=dtype)
     ema_out: torch.Tensor | None = None
     good_params = [p.detach().clone() for p in net.parameters()] if config.recover_divergence else []
-    skip: torch.Tensor | None = None  # 0 for a run whose update is skipped after a divergence
+    good_ema: list[torch.Tensor] = []  # per run: the EMA at the last healthy observation
     interrupted = False
     step = 0
     start = time.perf_counter()
@@ -458,24 +461,35 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
                     ema_out = out.clone() if ema_out is None else ema_out.mul_(config.ema).add_(out, alpha=1 - config.ema)
             losses[step] = run_loss.detach()
 
+            bad = [False] * R
             if step % config.observe_every == 0:
                 values = run_loss.detach().cpu().tolist()
                 if config.recover_divergence:
                     bad = _recover(values, books, net, good_params, optimizer, step, config.divergence_factor)
+                    if ema_out is not None:
+                        if not good_ema:
+                            good_ema = [e.clone() for e in ema_out]
+                        for r in range(R):  # a reset run also drops the diverged outputs from its EMA
+                            if bad[r]:
+                                ema_out[r].copy_(good_ema[r])
+                            else:
+                                good_ema[r].copy_(ema_out[r])
                     if all(bad):
                         continue
-                    if any(bad):
-                        skip = torch.tensor([0.0 if b else 1.0 for b in bad], device=device)
+                    if any(bad):  # weights changed under the graph: recompute, and mask the reset runs
+                        skip = torch.tensor(bad, device=device)
+                        out = forward(inp)
+                        run_loss = torch.where(skip, 0.0, torch.mean((op(out) - y) ** 2, dim=(1, 2, 3)))
+                        out = out.detach()
                 if pixel_batch and config.ema is not None:
                     full = full_output()
                     ema_out = full.clone() if ema_out is None else ema_out.mul_(config.ema).add_(full, alpha=1 - config.ema)
                 for r, book in enumerate(books):
-                    if book.stopped_at is None:
+                    if book.stopped_at is None and not bad[r]:
                         observe(book, state_of(r, step, values[r], out))
                 if all(b.stopped_at is not None for b in books):
                     break
-            loss = run_loss.sum() if skip is None else (run_loss * skip).sum()
-            skip = None
+            loss = run_loss.sum()
             loss.backward()
             optimizer.step()
         else:
@@ -488,8 +502,9 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
     final_losses = torch.mean((op(final) - y) ** 2, dim=(1, 2, 3)).cpu().tolist()
     results = []
     for r, book in enumerate(books):
-        done = book.stopped_at if book.stopped_at is not None else step
-        if book.stopped_at is None:
+        stopped = book.stopped_at is not None
+        done = book.stopped_at if stopped else step
+        if not stopped:
             fs = state_of(r, done, final_losses[r], final)
             if not interrupted and done % config.observe_every == 0 and config.steps > 0:
                 observe(book, fs)
@@ -517,7 +532,7 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
             losses=losses[:done, r].cpu().numpy(),
             steps_done=done,
             interrupted=interrupted,
-            stopped_early=book.stopped_at is not None,
+            stopped_early=stopped,
             recoveries=book.recoveries,
             seconds=seconds,
             device=describe_device(device),
@@ -535,8 +550,10 @@ def _recover(values: list[float], books: list[_Book], net: torch.nn.Module, good
     """Divergence recovery at an observation step; returns which runs were reset.
 
     A run whose loss is not finite or exceeds ``factor`` × its last observed loss gets its
-    slice of every parameter back from the last good copy and its Adam moments zeroed (the
-    caller skips its update at this step). Healthy runs refresh their good copy.
+    slice of every parameter back from the last good copy, as the original implementation
+    does; Adam's moments are kept, except that non-finite entries (left by NaN gradients)
+    are zeroed. The caller skips the run's update at this step. Healthy runs refresh their
+    good copy.
     """
     R = len(books)
     bad = [not math.isfinite(v) or v > factor * b.good_loss for v, b in zip(values, books)]
@@ -549,7 +566,7 @@ def _recover(values: list[float], books: list[_Book], net: torch.nn.Module, good
                 if bad[r]:
                     pr[r].copy_(gr[r])
                     for m in moments:
-                        m[r].zero_()
+                        torch.nan_to_num_(m[r], nan=0.0, posinf=0.0, neginf=0.0)
                 else:
                     gr[r].copy_(pr[r])
     for b, is_bad, v in zip(books, bad, values):
@@ -585,7 +602,3 @@ def enable_fast_math(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-
-
-def config_to_dict(config: FitConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -12,14 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .images import to_numpy_hwc  # noqa: E402
+
 
 def _hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if a.ndim == 3 and a.shape[0] in (1, 3):
-        a = np.moveaxis(a, 0, -1)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    return np.clip(a, 0, 1)
+    """(H, W) for grey, (H, W, 3) for colour, clipped to [0, 1], ready for ``imshow``."""
+    a = to_numpy_hwc(image)
+    return np.clip(a[..., 0] if a.shape[-1] == 1 else a, 0, 1)
 
 
 def fit_curves(losses: np.ndarray, history: Sequence[Mapping[str, float]], path: str | Path, title: str) -> None:
@@ -59,6 +58,60 @@ def image_row(images: Sequence[torch.Tensor | np.ndarray], labels: Sequence[str]
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, path: str | Path, title: str,
+                 tau: float | None = None) -> None:
+    """Band × step heatmap of the relative error (log colour), beside per-band curves."""
+    from matplotlib.colors import LogNorm
+
+    errors = np.asarray(errors, dtype=float)
+    k = errors.shape[1] - 1
+    labels = [f"{edges[i]:.3f}–{edges[i + 1]:.3f}" for i in range(k)] + ["corner >0.5"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))
+    positive = errors[errors > 0]
+    vmin = max(positive.min(), 1e-6) if positive.size else 1e-6
+    im = ax.imshow(errors.T, aspect="auto", origin="lower", cmap="viridis",
+                   norm=LogNorm(vmin=vmin, vmax=max(errors.max(), vmin * 10)),
+                   extent=(steps[0], steps[-1], -0.5, k + 0.5), interpolation="nearest")
+    ax.set_yticks(range(k + 1))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xlabel("step")
+    ax.set_ylabel("radial frequency band (cycles/pixel)")
+    fig.colorbar(im, ax=ax, label="relative error e_k")
+    cmap = plt.get_cmap("plasma")
+    for i in range(k + 1):
+        bx.semilogy(steps, errors[:, i], color=cmap(i / max(k, 1)), label=labels[i], lw=1.2,
+                    ls="--" if i == k else "-")
+    if tau is not None:
+        bx.axhline(tau, color="k", lw=0.8, ls=":", label=f"τ = {tau}")
+    bx.set_xlabel("step")
+    bx.set_ylabel("relative error e_k")
+    bx.legend(fontsize=6, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, Sequence[float]], path: str | Path,
+           title: str, xlabel: str, ylabel: str, logy: bool = False, marks: Mapping[str, Sequence[float]] | None = None) -> None:
+    """Several labelled curves on one axis (x shared, or one x per label), with optional marked points."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for i, (label, y) in enumerate(ys.items()):
+        xs = x[label] if isinstance(x, Mapping) else x
+        color = cmap(i / max(len(ys) - 1, 1))
+        (ax.semilogy if logy else ax.plot)(xs, y, label=label, color=color, lw=1.3)
+        if marks and label in marks:
+            ax.plot(marks[label], [y[list(xs).index(m)] for m in marks[label]], "o", color=color, ms=4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

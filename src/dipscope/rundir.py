@@ -46,18 +46,26 @@ class RunWriter:
     def __init__(self, out: str | Path, force: bool = False) -> None:
         self.out = Path(out)
         self.force = force
-        if self.out.exists() and not self.out.is_dir():
-            raise DipscopeError(f"output path {self.out} exists and is not a directory")
-        if self.out.is_dir() and any(self.out.iterdir()) and not force:
-            raise DipscopeError(
-                f"output directory {self.out} already exists and is not empty; "
-                "pass --force to replace it or choose another --out"
-            )
+        try:
+            if self.out.exists() and not self.out.is_dir():
+                raise DipscopeError(f"output path {self.out} exists and is not a directory")
+            if self.out.is_dir() and any(self.out.iterdir()) and not force:
+                raise DipscopeError(
+                    f"output directory {self.out} already exists and is not empty; "
+                    "pass --force to replace it or choose another --out"
+                )
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DipscopeError(f"cannot use output directory {self.out}: {e.strerror or e}") from None
+        if not os.access(self.out.parent, os.W_OK):
+            raise DipscopeError(f"cannot write into {self.out.parent}")
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run directory is not
         return self.tmp
 
     def commit(self) -> Path:

@@ -28,7 +28,7 @@ FAMILIES: dict[str, type] = {"skip": SkipSpec, "linear": LinearSpec, "relunet": 
 
 __all__ = [
     "FAMILIES", "LinearSpec", "ModelSpec", "ReLUNetSpec", "SkipSpec", "build", "build_group", "coordinate_grid",
-    "count_parameters", "input_shape", "spec_from_dict", "spec_to_dict",
+    "count_parameters", "estimate_memory", "input_shape", "spec_from_dict", "spec_to_dict",
 ]
 
 

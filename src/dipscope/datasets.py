@@ -1,0 +1,92 @@
+"""Named test sets: file names and sha256, loaded from a local directory.
+
+The directory is the ``data_dir`` argument, else the ``DIPSCOPE_DATA`` environment variable.
+Every file is checked against its sha256 before use, so a table computed by dipscope is known
+to come from the same pixels as the published one.
+
+* ``cbm3d9`` — the 9 colour images of the CBM3D denoising set as used by the DIP papers
+  (baboon, f16, house, kodim01, kodim02, kodim03, kodim12, lena, peppers);
+* ``barbara`` — the grey 512×512 Barbara;
+* ``triangle`` — the study's synthetic "triangle" images with fine-line patches covering
+  a side fraction 0.2 … 1.0 (no licence: use them from a local copy, never redistribute).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import DipscopeError
+from .images import read_image
+from .rundir import sha256_file
+
+ENV = "DIPSCOPE_DATA"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    file: str
+    sha256: str
+
+
+CBM3D9 = (
+    Entry("baboon", "baboon.png", "3714ba077446c372241027cc672f4c32749f95089ffbc0188398e39246e1a440"),
+    Entry("f16", "f16.png", "33810cc97ab8222e5bbb5fb32394d314d7d53564b008a4bf5371d0044ca45336"),
+    Entry("house", "house.png", "292578e2309791b54652350ca79a06b2c6fa2290121389719b3af69b041dc150"),
+    Entry("kodim01", "kodim01.png", "a56e27cbf5f843c048b6af1d6e090760e9c92fadba88b7dee0205918a37523bd"),
+    Entry("kodim02", "kodim02.png", "4f4b74a79237e311d72cad958237b5f7088d8bce1c82305ebefe1a70e3022dfd"),
+    Entry("kodim03", "kodim03.png", "e25ca1ff2f0c0cb5fdfd5f9b0a0bb21ac4c3de3c84a67f35b09a85d3306249db"),
+    Entry("kodim12", "kodim12.png", "d78c37c2f04f23761ed2367dd77e2db584ddd4c3950833fecf89f199a8126980"),
+    Entry("lena", "lena.png", "ab0642b305fe54290a0db041b2c007e78bb94584e367520b98eec0799f45c975"),
+    Entry("peppers", "peppers.png", "d7b926dff30cdbe2760f0f72d0850aac7d9b4bf2ad83a77370cef1e1ded52f9f"),
+)
+BARBARA = (Entry("barbara", "barbara.png", "764b8a2748cc7ad381cccc047c5e512cb528c197ba86adb83aa339e8932e66c0"),)
+TRIANGLE = tuple(
+    Entry(f"triangle-{f}", f"triangle-{f}.png", h) for f, h in [
+        ("0.2", "fb848b58ffd489c600de92337f7953fb47d5082f704e6d295575923d035683c4"),
+        ("0.3", "6cf50e84bf2ea431157e1efa4f4ccef3f655eb6fcd71bd6bbc45238b62ced671"),
+        ("0.4", "61fd25ba92e3878bd9d2da61705abc6f2bbb630d8731f2b79fe8ce864cdcae0e"),
+        ("0.5", "c806c434219e1eca738c1ad4ede8791dc1277d29956230629d2213d6f3809b9d"),
+        ("0.6", "e0f8e96cbdbce0b557ff31a4e31b4cd1fea6e921d13ae7d2746b09853483557c"),
+        ("0.7", "b149f334ba5afcfddaa204898db21d92d68745842e0a048e0c9914a798018adb"),
+        ("0.8", "8d50ab774c8114f5d2b8cee7bc8ca5a897753042adf516b0f47c8812ae0563d4"),
+        ("0.9", "161078f213a61dd4ba828a3abe00c3501b865ac056884962c6a1293d363c6b5c"),
+        ("1.0", "91a3eefdc7f7e0c458c3d4fcd24af19d1342f7e72fe570520cb848093903c811"),
+    ]
+)
+SETS: dict[str, tuple[Entry, ...]] = {"cbm3d9": CBM3D9, "barbara": BARBARA, "triangle": TRIANGLE}
+
+
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The data directory: ``explicit``, else ``$DIPSCOPE_DATA``; it must exist."""
+    value = explicit if explicit is not None else os.environ.get(ENV)
+    if not value:
+        raise DipscopeError(f"no data directory: pass --data-dir or set {ENV} to the folder holding the images")
+    path = Path(value)
+    if not path.is_dir():
+        raise DipscopeError(f"data directory {path} does not exist")
+    return path
+
+
+def entries(name: str) -> tuple[Entry, ...]:
+    if name not in SETS:
+        raise DipscopeError(f"unknown data set {name!r}; choose one of {', '.join(SETS)}")
+    return SETS[name]
+
+
+def load(name: str, directory: str | os.PathLike | None = None, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Images of set ``name`` as (C, H, W) tensors, keyed by image name, checked by sha256."""
+    root = data_dir(directory)
+    out: dict[str, torch.Tensor] = {}
+    for e in entries(name):
+        path = root / e.file
+        if not path.is_file():
+            raise DipscopeError(f"{e.file} of data set {name} is missing from {root}")
+        if verify and sha256_file(path) != e.sha256:
+            raise DipscopeError(f"{path} does not match the sha256 of {name}/{e.name}: a different file")
+        out[e.name] = read_image(path)
+    return out

@@ -1,0 +1,145 @@
+"""What every experiment shares: model choices by name, profiles, and resumable run directories.
+
+An experiment expands into independent *tasks* (one fit, or one group of fits, each with its
+own run directory under the experiment's output directory). :func:`run_tasks` skips tasks
+whose directory is complete, writes each new one atomically (a killed sweep leaves no
+directory that looks finished), and returns every task's summary.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import DipscopeError
+from ..fit import FitConfig
+from ..models import LinearSpec, ModelSpec, ReLUNetSpec, SkipSpec, spec_to_dict
+from ..presets import preset
+from ..rundir import RUN_FILE, RunWriter, _jsonable, is_complete, run_record, write_json
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+def model_choice(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
+    """The study's settings (``chakrabarty2019``) for model ``name``, scaled to ``profile``.
+
+    Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``.
+
+    * ``paper`` — the study's scripts as they are.
+    * ``cpu`` — what 2 CPU cores finish in minutes per image: DIP with 64 instead of 256
+      channels per level; ReLUNet 2 000 instead of 30 000 steps; everything else unchanged.
+    * ``smoke`` — seconds: tiny widths and a few dozen steps (for tests).
+    """
+    if profile not in PROFILES:
+        raise DipscopeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if name == "dip":
+        spec, config = preset("chakrabarty2019", "skip")
+        if profile == "cpu":
+            spec = replace(spec, channels_down=(64,) * 5, channels_up=(64,) * 5)
+        elif profile == "smoke":
+            spec = replace(spec, channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(2,) * 3)
+            config = replace(config, steps=40, lr=0.01, observe_every=5)
+    elif name.startswith("linear-"):
+        try:
+            width = int(name.split("-", 1)[1])
+        except ValueError:
+            raise DipscopeError(f"bad model name {name!r}; DIP-Linear is linear-N with an integer width N") from None
+        spec, config = preset("chakrabarty2019", "linear", linear_width=width)
+        if profile == "smoke":
+            spec = replace(spec, width=min(width, 16), levels=2)
+            config = replace(config, steps=40, observe_every=5)
+    elif name == "relunet":
+        spec, config = preset("chakrabarty2019", "relunet")
+        if profile == "cpu":
+            config = replace(config, steps=2000)
+        elif profile == "smoke":
+            spec = replace(spec, hidden=16, depth=3)
+            config = replace(config, steps=40, pixel_batch=256, lr=1e-2, observe_every=5)
+    else:
+        raise DipscopeError(f"unknown model {name!r}; choose dip, linear-N or relunet")
+    return spec, config
+
+
+def describe(spec: ModelSpec, config: FitConfig) -> dict[str, Any]:
+    return {"model": spec_to_dict(spec), "fit": asdict(config)}
+
+
+@dataclass
+class Task:
+    """One independent unit of an experiment: ``work(directory)`` fills a fresh run directory
+    and returns a JSON-ready summary, stored in its ``run.json`` under ``summary``."""
+
+    key: str
+    work: Callable[[Path], dict[str, Any]]
+    config: dict[str, Any]
+
+
+def require_complete(*results: Any) -> None:
+    """A task interrupted by Ctrl-C must not be stored as finished: re-raise the interrupt."""
+    if any(getattr(r, "interrupted", False) for r in results):
+        raise KeyboardInterrupt
+
+
+def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
+              progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """Run the tasks not already complete under ``out``; return every task's summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries: dict[str, dict[str, Any]] = {}
+    for i, task in enumerate(tasks, 1):
+        directory = out / task.key
+        if is_complete(directory) and not force:
+            record = json.loads((directory / RUN_FILE).read_text())
+            if record.get("config") != json.loads(json.dumps(task.config, default=_jsonable)):
+                raise DipscopeError(f"{directory} holds a finished run with other settings; "
+                                    "pass --force to redo it or choose another --out")
+            summaries[task.key] = record["summary"]
+            progress(f"[{i}/{len(tasks)}] {task.key}: done already, skipped")
+            continue
+        writer = RunWriter(directory, force=True)
+        with writer as tmp:
+            summary = task.work(tmp)
+            write_json(tmp / RUN_FILE, run_record(task=task.key, config=task.config, summary=summary))
+            writer.commit()
+        summaries[task.key] = summary
+        progress(f"[{i}/{len(tasks)}] {task.key}: finished")
+    return summaries
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def image_name(path: Path | str) -> str:
+    return Path(path).stem
+
+
+def load_inputs(images: Sequence[str], data_dir: str | None, factor: int, method: str = "study") -> dict[str, Any]:
+    """Resolve experiment inputs: file paths, or ``set:NAME`` for a named data set (downsampled ×factor)."""
+    from ..datasets import load
+    from ..degrade import downsample
+    from ..images import read_image
+
+    if factor < 1:
+        raise DipscopeError("the downsampling factor must be ≥ 1")
+    if method not in ("study", "antialias"):
+        raise DipscopeError(f"unknown resize {method!r}; choose study or antialias")
+    out: dict[str, Any] = {}
+
+    def add(name: str, image: Any) -> None:
+        if name in out:
+            raise DipscopeError(f"two inputs are both named {name!r}; rename one of them")
+        out[name] = downsample(image, factor, method) if factor > 1 else image
+
+    for item in images:
+        if item.startswith("set:"):
+            for name, image in load(item[4:], data_dir).items():
+                add(name, image)
+        else:
+            add(image_name(item), read_image(item))
+    if not out:
+        raise DipscopeError("no input images given")
+    return out

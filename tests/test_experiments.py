@@ -1,0 +1,70 @@
+"""Smoke profiles of the experiments: they run, write their summaries, and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dipscope.degrade import pattern_image
+from dipscope.experiments import bias, trajectory
+from dipscope.images import write_image
+
+
+def test_bias_smoke_writes_summary_and_resumes(tmp_path: Path, textured_grey: torch.Tensor, capsys) -> None:
+    image = tmp_path / "crop.png"
+    write_image(image, textured_grey)
+    cfg = bias.BiasConfig(images=[str(image)], models=["dip", "linear-32", "relunet"], profile="smoke",
+                          factor=1, device="cpu")
+    text = bias.run(cfg, tmp_path / "out")
+    assert "| dip | crop |" in text and "| relunet | crop |" in text
+    for model in ["dip", "linear-32", "relunet"]:
+        run_dir = tmp_path / "out" / model / "crop"
+        data = np.load(run_dir / "spectral.npz")
+        assert data["errors/target"].shape == (len(data["steps"]), 9)
+        assert (run_dir / "bias.png").is_file()
+        summary = json.loads((run_dir / "run.json").read_text())["summary"]
+        assert len(summary["t_k"]) == 8 and -1 <= summary["rho"] <= 1
+    capsys.readouterr()
+    bias.run(cfg, tmp_path / "out")
+    assert capsys.readouterr().out.count("skipped") == 3
+
+
+def test_band_times_and_rank_correlation() -> None:
+    errors = np.array([[1.0, 1.0, 1.0, 0.5], [0.05, 1.0, 1.0, 0.5], [0.01, 0.05, 1.0, 0.5]])
+    times = bias.band_times(errors, [0, 10, 20], 0.1)
+    assert times == [10, 20, None]
+    assert bias.rank_correlation(times) == 1.0
+    assert bias.rank_correlation([20, 10, None]) < 1.0
+
+
+def test_convergence_points_find_the_double_convergence() -> None:
+    t = np.linspace(0, 1, 101)
+    d = 1 - 0.8 * np.exp(-((t - 0.2) / 0.08) ** 2) - 0.9 * (t > 0.6) * (t - 0.6) / 0.4 - 0.3 * t
+    d = d - d.min() + 0.01
+    points = trajectory.convergence_points(trajectory.smooth_median(d, 5))
+    assert 15 <= points["first_min"] <= 25 and points["peak"] > points["first_min"]
+    assert points["final_min"] >= 95
+    assert trajectory.convergence_points(np.linspace(1, 0, 10))["first_min"] is None
+
+
+def test_trajectory_smoke_on_generated_patterns(tmp_path: Path) -> None:
+    cfg = trajectory.TrajectoryConfig(images=["pattern:0.2,0.8"], profile="smoke", device="cpu")
+    text = trajectory.run(cfg, tmp_path / "out")
+    assert "pattern-0.20" in text and "pattern-0.80" in text and "Spearman" in text
+    assert (tmp_path / "out" / "distance.png").is_file()
+    rows = (tmp_path / "out" / "dip" / "pattern-0.80" / "distance.csv").read_text().splitlines()
+    assert rows[0].startswith("step,d,d_smoothed,band_0") and len(rows) > 5
+
+
+def test_pattern_image_fine_lines_sit_at_nyquist() -> None:
+    from dipscope.spectral import band_energy
+
+    none, full = pattern_image(64, 0.0), pattern_image(64, 1.0)
+    assert none.shape == (1, 64, 64) and 0 <= float(full.min()) and float(full.max()) <= 1
+    last_ring = band_energy(full)[0, -2] / band_energy(none)[0, -2]
+    assert last_ring > 10  # the lines put their energy at 0.5 cycles/pixel
+    half = pattern_image(64, 0.5)
+    assert torch.equal(half[:, 40:, :], none[:, 40:, :]) and not torch.equal(half[:, :32, :32], none[:, :32, :32])
