@@ -125,3 +125,15 @@ def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Pa
     record = json.loads((out / "run.json").read_text())
     assert result.interrupted and record["status"] == "interrupted" and record["result"]["steps_done"] == 10
     assert (out / "final.png").is_file() and (out / "best.png").is_file()
+
+
+def test_usage_errors_exit_2_without_traceback(tmp_path: Path, image_file: Path, capsys) -> None:
+    code, _, err = run(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--model", "cnn"], capsys)
+    assert code == 2 and "Traceback" not in err and "cnn" in err
+
+
+def test_demo_runs_and_writes_its_comparison(tmp_path: Path, capsys) -> None:
+    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--steps", "2"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "demo" / "comparison.png").is_file() and "PSNR" in out
+    assert not list(tmp_path.glob(".demo-clean.png"))

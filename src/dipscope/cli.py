@@ -140,7 +140,7 @@ def demo(
     crop = data.astronaut()[30:158, 170:298].astype(np.float32) / 255.0
     out.parent.mkdir(parents=True, exist_ok=True)
     source = out.parent / f".{out.name}-clean.png"
-    write_image(source, np.moveaxis(crop, -1, 0))
+    write_image(source, crop)
     request = DenoiseRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
     bar = ProgressBar(steps, "DIP demo (astronaut crop)")
     try:
@@ -261,13 +261,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:
+        # Usage errors and exits of the command-line parser (click, or the copy typer vendors).
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
+        if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             sys.exit(e.exit_code)
         raise
 
