@@ -149,10 +149,12 @@ def demo(
     finally:
         source.unlink(missing_ok=True)
     noisy = read_image(out_dir / "noisy.png")
-    shown = result.ema if result.ema is not None else result.final
+    # Show the final output and its EMA: early in a fit the EMA still lags behind the output.
+    outputs = [("final output", result.final)] + ([("EMA", result.ema)] if result.ema is not None else [])
     image_row(
-        [clean, noisy, shown],
-        ["clean", f"noisy σ=25: {psnr(noisy, clean):.2f} dB", f"DIP (EMA), {result.steps_done} steps: {psnr(shown, clean):.2f} dB"],
+        [clean, noisy] + [image for _, image in outputs],
+        ["clean", f"noisy σ=25: {psnr(noisy, clean):.2f} dB"]
+        + [f"DIP {name}, {result.steps_done} steps: {psnr(image, clean):.2f} dB" for name, image in outputs],
         out_dir / "comparison.png", "dipscope demo: Deep Image Prior denoising",
     )
     _report(out_dir, result)
