@@ -2,7 +2,9 @@
 
 The directory is the ``data_dir`` argument, else the ``DIPSCOPE_DATA`` environment variable.
 Every file is checked against its sha256 before use, so a table computed by dipscope is known
-to come from the same pixels as the published one.
+to come from the same pixels as the published one. :func:`fetch` (``dipscope data fetch``)
+downloads a set from public URLs pinned to a commit, with the same checks; nothing in the
+library or its tests downloads anything otherwise.
 
 * ``cbm3d9`` — the 9 colour images of the CBM3D denoising set as used by the DIP papers
   (baboon, f16, house, kodim01, kodim02, kodim03, kodim12, lena, peppers);
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -26,27 +29,35 @@ from .rundir import sha256_file
 ENV = "DIPSCOPE_DATA"
 
 
+_SHI = "https://raw.githubusercontent.com/shizenglin/Measure-and-Control-Spectral-Bias/ed2d37185dc94a7cd78656d19fed28b29ba0b1b8/dataset/denoising/"
+_DIP = "https://raw.githubusercontent.com/DmitryUlyanov/deep-image-prior/042e0d4c1e93f4b1eb0932781de55b8cff5e0f40/data/"
+_STUDY = "https://raw.githubusercontent.com/PCJohn/dip-spectral/cb8538446586b1a7eb0da1e095ae4364424b4af0/data/triangle/"
+
+
 @dataclass(frozen=True)
 class Entry:
+    """One image of a set: its name, file name, sha256 and a public URL (pinned commit)."""
+
     name: str
     file: str
     sha256: str
+    url: str = ""
 
 
 CBM3D9 = (
-    Entry("baboon", "baboon.png", "3714ba077446c372241027cc672f4c32749f95089ffbc0188398e39246e1a440"),
-    Entry("f16", "f16.png", "33810cc97ab8222e5bbb5fb32394d314d7d53564b008a4bf5371d0044ca45336"),
-    Entry("house", "house.png", "292578e2309791b54652350ca79a06b2c6fa2290121389719b3af69b041dc150"),
-    Entry("kodim01", "kodim01.png", "a56e27cbf5f843c048b6af1d6e090760e9c92fadba88b7dee0205918a37523bd"),
-    Entry("kodim02", "kodim02.png", "4f4b74a79237e311d72cad958237b5f7088d8bce1c82305ebefe1a70e3022dfd"),
-    Entry("kodim03", "kodim03.png", "e25ca1ff2f0c0cb5fdfd5f9b0a0bb21ac4c3de3c84a67f35b09a85d3306249db"),
-    Entry("kodim12", "kodim12.png", "d78c37c2f04f23761ed2367dd77e2db584ddd4c3950833fecf89f199a8126980"),
-    Entry("lena", "lena.png", "ab0642b305fe54290a0db041b2c007e78bb94584e367520b98eec0799f45c975"),
-    Entry("peppers", "peppers.png", "d7b926dff30cdbe2760f0f72d0850aac7d9b4bf2ad83a77370cef1e1ded52f9f"),
+    Entry("baboon", "baboon.png", "3714ba077446c372241027cc672f4c32749f95089ffbc0188398e39246e1a440", _SHI + "image_Baboon512rgb.png"),
+    Entry("f16", "f16.png", "33810cc97ab8222e5bbb5fb32394d314d7d53564b008a4bf5371d0044ca45336", _DIP + "denoising/F16_GT.png"),
+    Entry("house", "house.png", "292578e2309791b54652350ca79a06b2c6fa2290121389719b3af69b041dc150", _SHI + "image_House256rgb.png"),
+    Entry("kodim01", "kodim01.png", "a56e27cbf5f843c048b6af1d6e090760e9c92fadba88b7dee0205918a37523bd", _SHI + "kodim01.png"),
+    Entry("kodim02", "kodim02.png", "4f4b74a79237e311d72cad958237b5f7088d8bce1c82305ebefe1a70e3022dfd", _SHI + "kodim02.png"),
+    Entry("kodim03", "kodim03.png", "e25ca1ff2f0c0cb5fdfd5f9b0a0bb21ac4c3de3c84a67f35b09a85d3306249db", _SHI + "kodim03.png"),
+    Entry("kodim12", "kodim12.png", "d78c37c2f04f23761ed2367dd77e2db584ddd4c3950833fecf89f199a8126980", _SHI + "kodim12.png"),
+    Entry("lena", "lena.png", "ab0642b305fe54290a0db041b2c007e78bb94584e367520b98eec0799f45c975", _SHI + "image_Lena512rgb.png"),
+    Entry("peppers", "peppers.png", "d7b926dff30cdbe2760f0f72d0850aac7d9b4bf2ad83a77370cef1e1ded52f9f", _SHI + "image_Peppers512rgb.png"),
 )
-BARBARA = (Entry("barbara", "barbara.png", "764b8a2748cc7ad381cccc047c5e512cb528c197ba86adb83aa339e8932e66c0"),)
+BARBARA = (Entry("barbara", "barbara.png", "764b8a2748cc7ad381cccc047c5e512cb528c197ba86adb83aa339e8932e66c0", _DIP + "restoration/barbara.png"),)
 TRIANGLE = tuple(
-    Entry(f"triangle-{f}", f"triangle-{f}.png", h) for f, h in [
+    Entry(f"triangle-{f}", f"triangle-{f}.png", h, _STUDY + f"triangle-{f}.png") for f, h in [
         ("0.2", "fb848b58ffd489c600de92337f7953fb47d5082f704e6d295575923d035683c4"),
         ("0.3", "6cf50e84bf2ea431157e1efa4f4ccef3f655eb6fcd71bd6bbc45238b62ced671"),
         ("0.4", "61fd25ba92e3878bd9d2da61705abc6f2bbb630d8731f2b79fe8ce864cdcae0e"),
@@ -90,3 +101,47 @@ def load(name: str, directory: str | os.PathLike | None = None, verify: bool = T
             raise DipscopeError(f"{path} does not match the sha256 of {name}/{e.name}: a different file")
         out[e.name] = read_image(path)
     return out
+
+
+def _download(url: str, path: Path, timeout: float = 60.0) -> None:
+    """Write the bytes at ``url`` to ``path`` (the network is used here only)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as f:  # noqa: S310 (pinned https URLs)
+        while chunk := response.read(1 << 16):
+            f.write(chunk)
+
+
+def fetch(name: str, directory: str | os.PathLike, download: Callable[[str, Path], None] = _download,
+          progress: Callable[[str], None] = print) -> list[Path]:
+    """Download set ``name`` into ``directory`` from its pinned public URLs, checking sha256.
+
+    Files already there with the right sha256 are kept; a file with the same name but other
+    content is never overwritten (an error says so). Each download goes to a temporary name
+    and is renamed only after its sha256 matches, so an interrupted fetch leaves no bad file.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for e in entries(name):
+        path = root / e.file
+        if path.exists():
+            if sha256_file(path) != e.sha256:
+                raise DipscopeError(f"{path} exists with other content than {name}/{e.name}; "
+                                    "move it away to fetch the set")
+            progress(f"{e.file}: present, sha256 ok")
+            continue
+        tmp = path.with_name(f".{e.file}.part")
+        try:
+            download(e.url, tmp)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DipscopeError(f"could not download {e.url}: {exc}") from None
+        digest = sha256_file(tmp)
+        if digest != e.sha256:
+            tmp.unlink(missing_ok=True)
+            raise DipscopeError(f"{e.url} has sha256 {digest[:12]}…, expected {e.sha256[:12]}…; not saved")
+        tmp.replace(path)
+        written.append(path)
+        progress(f"{e.file}: downloaded, sha256 ok")
+    return written

@@ -98,7 +98,8 @@ def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, pa
 
 
 def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, Sequence[float]], path: str | Path,
-           title: str, xlabel: str, ylabel: str, logy: bool = False, marks: Mapping[str, Sequence[float]] | None = None) -> None:
+           title: str, xlabel: str, ylabel: str, logy: bool = False, marks: Mapping[str, Sequence[float]] | None = None,
+           logx: bool = False) -> None:
     """Several labelled curves on one axis (x shared, or one x per label), with optional marked points."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     cmap = plt.get_cmap("viridis")
@@ -108,7 +109,27 @@ def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, 
         (ax.semilogy if logy else ax.plot)(xs, y, label=label, color=color, lw=1.3)
         if marks and label in marks:
             ax.plot(marks[label], [y[list(xs).index(m)] for m in marks[label]], "o", color=color, ms=4)
+    if logx:
+        ax.set_xscale("symlog", linthresh=10)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bars(labels: Sequence[str], groups: Mapping[str, Sequence[float]], path: str | Path, title: str,
+         ylabel: str) -> None:
+    """Grouped bars: one group per label, one bar per entry of ``groups``, values written on top."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    width = 0.8 / max(len(groups), 1)
+    x = np.arange(len(labels))
+    for i, (name, values) in enumerate(groups.items()):
+        rects = ax.bar(x + (i - (len(groups) - 1) / 2) * width, values, width, label=name)
+        ax.bar_label(rects, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)

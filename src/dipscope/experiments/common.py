@@ -125,14 +125,16 @@ def load_inputs(images: Sequence[str], data_dir: str | None, factor: int, method
 
     if factor < 1:
         raise DipscopeError("the downsampling factor must be ≥ 1")
-    if method not in ("study", "antialias"):
-        raise DipscopeError(f"unknown resize {method!r}; choose study or antialias")
+    from ..degrade import RESIZES
+
+    if method not in RESIZES:
+        raise DipscopeError(f"unknown resize {method!r}; choose one of {', '.join(RESIZES)}")
     out: dict[str, Any] = {}
 
     def add(name: str, image: Any) -> None:
         if name in out:
             raise DipscopeError(f"two inputs are both named {name!r}; rename one of them")
-        out[name] = downsample(image, factor, method) if factor > 1 else image
+        out[name] = downsample(image, factor, method) if factor > 1 or method == "study-distorted" else image
 
     for item in images:
         if item.startswith("set:"):

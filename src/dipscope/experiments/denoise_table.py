@@ -1,0 +1,312 @@
+"""Claim 3 — convolutions cause the bias: the architecture-comparison denoising table.
+
+For every image, model and run the experiment fits the noisy image and records the PSNR of
+the output against the clean image at every snapshot. A cell of the table is the *best
+snapshot* PSNR (the study's measure, an oracle: it uses the clean image to pick the step),
+as mean ± std over runs (ddof = 1), beside the published value and the difference.
+
+The degradation follows the study's data script (:func:`dipscope.degrade.denoising_pair`):
+shrink ×``factor`` (``study``: plain bilinear as OpenCV's ``INTER_LINEAR``; ``antialias``: a
+proper resize; ``study-distorted``: the script's swapped width/height, which distorted the
+Kodak images of the published cells), add N(0, σ²) noise on the 0–255 scale in [0, 1], clip,
+and round both clean and noisy images to 8 bits. PSNR uses data range 1 against the 8-bit
+clean image at the same size, optionally ignoring a border of ``crop`` pixels.
+
+Each (image, model, run) is one run directory ``MODEL/IMAGE/run-R``; finished ones are
+skipped on re-run, and the table is rewritten after every finished run, so a killed sweep
+resumes and its partial table is always on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..degrade import denoising_pair
+from ..errors import DipscopeError
+from ..fit import Callback, FitState, fit
+from ..images import write_image
+from ..metrics import psnr
+from ..plots import bars, curves
+from ..rundir import RUN_FILE, is_complete, write_csv
+from .common import Task, describe, load_inputs, markdown_table, model_choice, require_complete, run_tasks
+
+MODELS = ("dip", "linear-128", "linear-2048", "relunet")
+
+# The study's table (best PSNR in dB, mean ± std over runs; σ = 25).
+PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
+    "baboon": {"dip": (24.73, 0.04), "linear-128": (20.48, 0.06), "linear-2048": (20.35, 0.43), "relunet": (24.56, 0.02)},
+    "f16": {"dip": (27.00, 0.15), "linear-128": (20.72, 0.12), "linear-2048": (18.60, 1.85), "relunet": (26.67, 0.14)},
+    "house": {"dip": (26.89, 0.10), "linear-128": (20.69, 0.04), "linear-2048": (18.89, 1.45), "relunet": (27.21, 0.22)},
+    "kodim01": {"dip": (25.90, 0.08), "linear-128": (20.35, 0.07), "linear-2048": (20.54, 0.07), "relunet": (25.95, 0.07)},
+    "kodim02": {"dip": (29.20, 0.13), "linear-128": (20.74, 0.01), "linear-2048": (20.59, 0.19), "relunet": (29.99, 0.09)},
+    "kodim03": {"dip": (29.26, 0.13), "linear-128": (20.47, 0.04), "linear-2048": (18.13, 0.13), "relunet": (29.62, 0.16)},
+    "kodim12": {"dip": (29.61, 0.06), "linear-128": (20.36, 0.03), "linear-2048": (17.74, 0.04), "relunet": (29.63, 0.16)},
+    "lena": {"dip": (27.49, 0.06), "linear-128": (20.48, 0.01), "linear-2048": (18.67, 0.72), "relunet": (27.78, 0.16)},
+    "peppers": {"dip": (27.12, 0.11), "linear-128": (20.60, 0.01), "linear-2048": (18.98, 1.31), "relunet": (26.82, 0.16)},
+}
+PUBLISHED_SIGMA = 25.0
+
+
+@dataclass
+class TableConfig:
+    """Settings of the denoising table; each model's fit settings come from ``profile``
+    (``paper``: the study's scripts) and may be overridden per model with ``steps``."""
+
+    images: Sequence[str] = ("set:cbm3d9",)
+    models: Sequence[str] = MODELS
+    runs: int = 2
+    factor: int = 4
+    sigma: float = 25.0
+    resize: str = "study"
+    quantize: bool = True
+    crop: int = 0
+    profile: str = "paper"
+    steps: Mapping[str, int] = field(default_factory=dict)
+    noise_seed: int = 0
+    data_dir: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+
+    def validate(self) -> None:
+        if self.runs < 1:
+            raise DipscopeError("--runs must be at least 1")
+        if self.sigma < 0:
+            raise DipscopeError("--sigma must be ≥ 0")
+        if self.crop < 0:
+            raise DipscopeError("--crop must be ≥ 0")
+        if not self.models:
+            raise DipscopeError("no models given")
+        for model, steps in self.steps.items():
+            if model not in self.models:
+                raise DipscopeError(f"--steps names {model!r}, which is not among the models {', '.join(self.models)}")
+            if steps < 1:
+                raise DipscopeError(f"--steps for {model} must be ≥ 1")
+
+
+def cropped_psnr(x: torch.Tensor, clean: torch.Tensor, crop: int = 0) -> float:
+    """PSNR (data range 1) of ``x`` against ``clean``, ignoring a border of ``crop`` pixels."""
+    if crop:
+        x = x[..., crop:x.shape[-2] - crop, crop:x.shape[-1] - crop]
+        clean = clean[..., crop:clean.shape[-2] - crop, crop:clean.shape[-1] - crop]
+    return psnr(x, clean)
+
+
+class PSNRTracker(Callback):
+    """Records the PSNR of the output (and its EMA) against ``clean`` at every observation and
+    keeps the best snapshot; ``crop`` ignores a border of that many pixels."""
+
+    def __init__(self, clean: torch.Tensor, crop: int = 0) -> None:
+        self.clean = clean
+        self.crop = crop
+        self.rows: list[dict[str, float]] = []
+        self.best: tuple[float, int, torch.Tensor] | None = None
+
+    def observe(self, state: FitState) -> None:
+        out = state.output.detach().float().cpu()
+        value = cropped_psnr(out, self.clean, self.crop)
+        row = {"step": state.step, "loss": state.loss, "psnr": value}
+        if state.ema is not None:
+            row["psnr_ema"] = cropped_psnr(state.ema.detach().float().cpu(), self.clean, self.crop)
+        self.rows.append(row)
+        if self.best is None or value > self.best[0]:
+            self.best = (value, state.step, out.clone())
+
+
+def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: int, cfg: TableConfig) -> Task:
+    spec, config = model_choice(model, cfg.profile)
+    config = replace(config, seed=run, device=cfg.device, precision=cfg.precision)
+    if model in cfg.steps:
+        config = replace(config, steps=cfg.steps[model])
+
+    def work(directory: Path) -> dict[str, Any]:
+        tracker = PSNRTracker(clean, cfg.crop)
+        result = fit(spec, noisy, config, callbacks=[tracker], ssim=False)
+        require_complete(result)
+        assert tracker.best is not None
+        best_psnr, best_step, best = tracker.best
+        write_image(directory / "best.png", best)
+        write_image(directory / "final.png", result.final)
+        write_csv(directory / "curve.csv", tracker.rows)
+        last = tracker.rows[-1]
+        return {"image": name, "model": model, "run": run, "seed": run, "noise_seed": cfg.noise_seed,
+                "best_psnr": best_psnr, "best_step": best_step, "final_psnr": last["psnr"],
+                "ema_psnr": last.get("psnr_ema"), "noisy_psnr": cropped_psnr(noisy, clean, cfg.crop),
+                "steps": result.steps_done, "seconds": result.seconds, "n_parameters": result.n_parameters,
+                "precision": result.precision, "device": result.device}
+
+    return Task(f"{model}/{name}/run-{run}", work,
+                {"image": name, "shape": list(clean.shape), "run": run, **describe(spec, config),
+                 "factor": cfg.factor, "sigma": cfg.sigma, "resize": cfg.resize, "quantize": cfg.quantize,
+                 "noise_seed": cfg.noise_seed, "crop": cfg.crop})
+
+
+def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The (clean, noisy) pair of every input image, degraded as configured."""
+    originals = load_inputs(cfg.images, cfg.data_dir, factor=1)
+    pairs = {}
+    for name, image in originals.items():
+        clean, noisy = denoising_pair(image, cfg.factor, cfg.sigma, resize=cfg.resize, seed=cfg.noise_seed,
+                                      quantize=cfg.quantize)
+        if min(clean.shape[-2:]) <= 2 * cfg.crop:
+            raise DipscopeError(f"--crop {cfg.crop} leaves nothing of {name} ({clean.shape[-2]}×{clean.shape[-1]})")
+        pairs[name] = (clean, noisy)
+    return pairs
+
+
+def tasks_of(cfg: TableConfig, pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> list[Task]:
+    """Every (model, image, run) task, runs innermost so each cell fills up before the next."""
+    return [_task(name, clean, noisy, model, r, cfg)
+            for model in cfg.models for name, (clean, noisy) in pairs.items() for r in range(cfg.runs)]
+
+
+def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = False) -> str:
+    """Run (or resume) the sweep; after each finished run rewrite ``table.md``/``table.csv``.
+
+    ``report_only`` runs nothing and builds the table from the finished runs under ``out``.
+    """
+    cfg.validate()
+    pairs = prepare(cfg)
+    tasks = tasks_of(cfg, pairs)
+    inputs = out / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for name, (clean, noisy) in pairs.items():
+        write_image(inputs / f"{name}-clean.png", clean)
+        write_image(inputs / f"{name}-noisy.png", noisy)
+    if not report_only:
+        for i, task in enumerate(tasks, 1):
+            run_tasks([task], out, force=force, progress=lambda m, i=i: print(m.replace("[1/1]", f"[{i}/{len(tasks)}]")))
+            write_report(cfg, out, tasks)
+    return write_report(cfg, out, tasks)
+
+
+def finished(out: Path, tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """Summaries of the tasks whose run directory is complete (with the same settings)."""
+    rows = []
+    for task in tasks:
+        directory = out / task.key
+        if is_complete(directory):
+            record = json.loads((directory / RUN_FILE).read_text())
+            if record.get("config") == json.loads(json.dumps(task.config, default=str)):
+                rows.append(record["summary"])
+    return rows
+
+
+def cell(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample std (ddof = 1; None for a single run)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else None)
+
+
+def _fmt(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
+    """Write ``table.md``, ``table.csv`` and the figures from the finished runs; return the Markdown."""
+    rows = finished(out, tasks)
+    images = list(dict.fromkeys(t.config["image"] for t in tasks))
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for s in rows:
+        by_cell.setdefault((s["image"], s["model"]), []).append(s)
+    comparable = cfg.sigma == PUBLISHED_SIGMA
+    header = ["image"]
+    for m in cfg.models:
+        header += [f"{m}"] + ([f"{m} published", "Δ"] if comparable else [])
+    table_rows, csv_rows = [], []
+    col_ours: dict[str, list[float]] = {m: [] for m in cfg.models}
+    col_pub: dict[str, list[float]] = {m: [] for m in cfg.models}
+    for image in images:
+        line = [image]
+        for m in cfg.models:
+            runs = by_cell.get((image, m), [])
+            mean, std = cell([s["best_psnr"] for s in runs]) if runs else (None, None)
+            pub = PUBLISHED.get(image, {}).get(m) if comparable else None
+            line.append(_fmt(mean, std) + (f" (n={len(runs)})" if runs and len(runs) != cfg.runs else ""))
+            if comparable:
+                line += [_fmt(*pub) if pub else "–", f"{mean - pub[0]:+.2f}" if (pub and mean is not None) else "–"]
+            if mean is not None:
+                col_ours[m].append(mean)
+                if pub:
+                    col_pub[m].append(pub[0])
+            csv_rows.append({"image": image, "model": m, "runs": len(runs), "best_psnr_mean": mean,
+                             "best_psnr_std": std, "published_mean": pub[0] if pub else None,
+                             "published_std": pub[1] if pub else None,
+                             "difference": (mean - pub[0]) if (pub and mean is not None) else None,
+                             "best_steps": " ".join(str(s["best_step"]) for s in runs),
+                             "final_psnr_mean": cell([s["final_psnr"] for s in runs])[0] if runs else None,
+                             "noisy_psnr": runs[0]["noisy_psnr"] if runs else None,
+                             "seconds_per_run": float(np.mean([s["seconds"] for s in runs])) if runs else None})
+        table_rows.append(line)
+    means = ["**mean**"]
+    for m in cfg.models:
+        ours = float(np.mean(col_ours[m])) if col_ours[m] else None
+        means.append(f"**{ours:.2f}** ({len(col_ours[m])} images)" if ours is not None else "–")
+        if comparable:
+            pub = float(np.mean(col_pub[m])) if col_pub[m] else None
+            means += [f"{pub:.2f}" if pub is not None else "–",
+                      f"{ours - pub:+.2f}" if (ours is not None and pub is not None and len(col_pub[m]) == len(col_ours[m])) else "–"]
+    table_rows.append(means)
+    write_csv(out / "table.csv", csv_rows)
+    settings = _settings_text(cfg, tasks)
+    text = ("# Denoising table: best-snapshot PSNR (dB) by architecture\n\n" + settings + "\n"
+            + markdown_table(header, table_rows)
+            + f"\n{len(rows)} of {len(tasks)} runs finished.\n")
+    (out / "table.md").write_text(text)
+    _figures(cfg, out, rows, col_ours, col_pub, images)
+    return text
+
+
+def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
+    per_model = {}
+    for t in tasks:
+        per_model.setdefault(t.config["model"]["family"] + ":" + t.key.split("/")[0], t.config)
+    lines = [f"- degradation: ×{cfg.factor} `{cfg.resize}` resize, σ = {cfg.sigma:g} (0–255 scale) added in [0, 1], "
+             f"clipped{', both images rounded to 8 bits' if cfg.quantize else ''}; noise seed {cfg.noise_seed}",
+             f"- PSNR: data range 1 against the {'8-bit ' if cfg.quantize else ''}clean image at the same size, "
+             + (f"ignoring a {cfg.crop}-pixel border" if cfg.crop else "no border crop")
+             + "; cell = best snapshot over the fit (oracle), mean ± std over runs (ddof = 1), network seeds 0 … R−1",
+             f"- profile `{cfg.profile}`, {cfg.runs} run(s) per cell"]
+    for key, c in per_model.items():
+        fitc, model = c["fit"], c["model"]
+        width = model.get("channels_down") or model.get("width") or model.get("hidden")
+        width = width[0] if isinstance(width, (list, tuple)) else width
+        lines.append(f"- {key.split(':')[1]}: {model['family']} width {width}, {fitc['steps']} steps, Adam lr {fitc['lr']}, "
+                     f"snapshot every {fitc['observe_every']} steps"
+                     + (f", {fitc['pixel_batch']}-pixel batches" if fitc.get("pixel_batch") else ""))
+    if cfg.sigma == PUBLISHED_SIGMA:
+        lines.append("- published: Chakrabarty & Maji's table (σ = 25); Δ = ours − published; the mean row compares "
+                     "the images present in both")
+    return "\n".join(lines) + "\n"
+
+
+def _figures(cfg: TableConfig, out: Path, rows: Sequence[dict[str, Any]], col_ours: Mapping[str, list[float]],
+             col_pub: Mapping[str, list[float]], images: Sequence[str]) -> None:
+    if not rows:
+        return
+    image = next((i for i in images if any(s["image"] == i for s in rows)), None)
+    xs, ys = {}, {}
+    for m in cfg.models:
+        curve = out / m / str(image) / "run-0" / "curve.csv"
+        if curve.is_file():
+            data = np.genfromtxt(curve, delimiter=",", names=True)
+            xs[m], ys[m] = np.atleast_1d(data["step"]).tolist(), np.atleast_1d(data["psnr"]).tolist()
+    if ys:
+        curves(xs, ys, out / "curves.png", f"{image}: PSNR of the output over the fit (σ = {cfg.sigma:g}, run 0)",
+               "step", "PSNR (dB)", logx=True)
+    models = [m for m in cfg.models if col_ours[m]]
+    if models:
+        published = ({m: float(np.mean(col_pub[m])) for m in models if col_pub[m]}
+                     if cfg.sigma == PUBLISHED_SIGMA else {})
+        bars(models, {"ours": [float(np.mean(col_ours[m])) for m in models],
+                      **({"published": [published.get(m, math.nan) for m in models]} if published else {})},
+             out / "means.png", f"Mean best PSNR over images (σ = {cfg.sigma:g}, ×{cfg.factor} {cfg.resize})",
+             "PSNR (dB)")
