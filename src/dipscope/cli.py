@@ -91,7 +91,9 @@ def denoise(
     clean: Optional[Path] = typer.Option(None, help="Clean reference for a --noisy image: adds PSNR/SSIM and best.png."),
     preset: Preset = typer.Option(Preset.ulyanov2018, help="Settings of a reference implementation."),
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
-    steps: Optional[int] = typer.Option(None, help="Number of Adam steps (preset's default otherwise)."),
+    steps: Optional[int] = typer.Option(None, help="Maximum number of Adam steps (preset's default otherwise); the fit may stop earlier, see --stop."),
+    stop: str = typer.Option("auto", help="Early stopping: auto (the default rule), none (run all --steps), or a rule: wmv, emv, shi, discrepancy, spectral."),
+    stop_sigma: Optional[float] = typer.Option(None, help="Noise std (0–255) the stopping rule assumes; default: estimated from the noisy image."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (preset's default otherwise)."),
     levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
     width: int = typer.Option(128, help="Width N of DIP-Linear-N."),
@@ -104,9 +106,12 @@ def denoise(
     seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run directory (only once the new run is complete)."),
 ) -> None:
-    """Denoise IMAGE with the Deep Image Prior and write a run directory."""
+    """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
     from .restore import DenoiseRequest, denoise as run_denoise, resolve
+    from .stopping import RULES
 
+    if stop not in ("auto", "none", *RULES):
+        raise DipscopeError(f"unknown --stop {stop!r}; choose auto, none or one of {', '.join(RULES)}")
     if reference:
         precision, layout, compile, fast = Precision.fp32, Layout.nchw, False, False
     request = DenoiseRequest(
@@ -114,12 +119,13 @@ def denoise(
         model=model.value, steps=steps, lr=lr, levels=levels, linear_width=width, device=device,
         precision=None if precision is Precision.auto else precision.value,
         channels_last=_layout(layout), seed=seed, force=force,
-        overrides={"compile": compile, "fast": fast},
+        overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma,
     )
     _spec, config = resolve(request)
     bar = ProgressBar(config.steps, f"{model.value} {image.name}")
     out_dir, result = run_denoise(request, callbacks=[bar])
     _report(out_dir, result)
+    _report_stop(out_dir)
 
 
 @app.command()
@@ -158,6 +164,7 @@ def demo(
         out_dir / "comparison.png", "dipscope demo: Deep Image Prior denoising",
     )
     _report(out_dir, result)
+    _report_stop(out_dir)
 
 
 experiment_app = typer.Typer(no_args_is_help=True, help="Reproduce the study's experiments (resumable).")
@@ -216,6 +223,58 @@ def experiment_trajectory(
         raise DipscopeError("--runs must be at least 2")
     cfg = TrajectoryConfig(images=images, model=model, profile=profile.value, runs=runs, steps=steps,
                            channels=channels, smooth=smooth, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
+@experiment_app.command("lowfreq-noise")
+def experiment_lowfreq_noise(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    model: list[str] = typer.Option(["dip", "relunet"], help="Models: dip, linear-N, relunet (repeat)."),
+    noise: list[str] = typer.Option(["lowfreq", "white"], help="Noises: lowfreq, white (repeat)."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale (both noises)."),
+    fc: float = typer.Option(1 / 32, help="Cutoff of the low-frequency noise (cycles/pixel)."),
+    clip: bool = typer.Option(False, "--clip/--no-clip", help="Clip the noisy image to [0, 1] (adds high frequencies)."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image; default by profile (smoke 64, cpu 128, paper none)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps (all models)."),
+    tau: float = typer.Option(0.1, help="Threshold τ for 'band fitted'."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """DIP and ReLUNet on low-frequency vs white noise: PSNR gains, when noise and texture bands are fitted."""
+    from .experiments.lowfreq_noise import LowFreqConfig, run
+
+    cfg = LowFreqConfig(images=images or (), models=model, noises=noise, profile=profile.value, sigma=sigma, fc=fc,
+                        clip=clip, crop=crop, steps=steps, tau=tau, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
+@experiment_app.command("upsampling")
+def experiment_upsampling(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    mode: list[str] = typer.Option(["nearest", "bilinear", "transposed"], help="Upsampling modes at stride 2 (repeat)."),
+    stride: list[int] = typer.Option([2, 4, 8, 16, 32], help="Upsampling strides (repeat); depth adjusted to the image."),
+    stride_mode: str = typer.Option("bilinear", help="Upsampling mode of the stride settings."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image."),
+    hf_cutoff: float = typer.Option(0.25, help="High-frequency power fraction counts r above this (cycles/pixel)."),
+    bands: int = typer.Option(16, help="Number of rings for the low-error radius."),
+    tau: float = typer.Option(0.1, help="Relative-error threshold τ of the low-error radius."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """Nearest vs bilinear vs transposed upsampling, and strides 2–32: smoothness and low-error radius r(t)."""
+    from .experiments.upsampling import UpsamplingConfig, run
+
+    cfg = UpsamplingConfig(images=images or (), modes=mode, strides=stride, stride_mode=stride_mode,
+                           profile=profile.value, channels=channels, steps=steps, crop=crop, hf_cutoff=hf_cutoff,
+                           bands=bands, tau=tau, data_dir=data_dir, device=device)
     print(run(cfg, out, force=force))
 
 
@@ -328,6 +387,23 @@ def _report(out_dir: Path, result: object) -> None:
         line += f", best {s['best_psnr']:.2f} dB at step {s['best_step']}"
     if result.interrupted:
         line += " (interrupted: outputs are those reached)"
+    print(line)
+
+
+def _report_stop(out_dir: Path) -> None:
+    import json
+
+    s = json.loads((out_dir / "run.json").read_text()).get("stopping") or {}
+    if not s:
+        return
+    how = f"rule {s['rule']}" if s.get("rule") else "no early stopping"
+    line = f"denoised.png: {s['source']} at step {s['step']} of at most {s['max_steps']} ({how}"
+    if s.get("rule"):
+        line += ", stopped early" if s.get("stopped_early") else ", ran to the maximum"
+        line += f", σ {'given' if s.get('sigma_given') else 'estimated'} {s['sigma_255']:.1f}"
+    line += ")"
+    if s.get("denoised_psnr") is not None:
+        line += f"; PSNR {s['denoised_psnr']:.2f} dB"
     print(line)
 
 

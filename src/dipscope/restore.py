@@ -44,6 +44,9 @@ class DenoiseRequest:
     noise_seed: int | None = None
     force: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    stop: str = "auto"  # early-stopping rule (dipscope.stopping): auto, none or a rule name
+    stop_sigma: float | None = None  # noise level the rule assumes (0–255); None: estimated from the input
+    stop_ema: bool | None = None  # return the EMA at the rule's step (None: the default of dipscope.stopping)
 
 
 def resolve(request: DenoiseRequest) -> tuple[ModelSpec, FitConfig]:
@@ -63,8 +66,11 @@ def resolve(request: DenoiseRequest) -> tuple[ModelSpec, FitConfig]:
 def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tuple[Path, FitResult]:
     """Run one denoising fit and write its run directory; returns (directory, result).
 
-    The directory holds ``noisy.png``, ``final.png``, ``ema.png``, ``best.png`` (when a clean
-    image is known), ``metrics.csv``, ``losses.csv``, ``curves.png`` and ``run.json``.
+    The directory holds ``denoised.png`` (the result: the image the early-stopping rule
+    chose, or with ``stop="none"`` the last step's), ``noisy.png``, ``final.png`` (the output at
+    the last step fitted), ``ema.png``, ``best.png`` (when a clean image is known),
+    ``metrics.csv``, ``losses.csv``, ``curves.png`` and ``run.json`` (its ``stopping`` section
+    records the rule and the chosen step). ``request.steps`` is the maximum when a rule is on.
     """
     if request.noisy and request.sigma is not None:
         raise DipscopeError("give either --sigma (add noise to a clean image) or --noisy, not both")
@@ -87,9 +93,27 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tupl
         target = add_gaussian_noise(image, sigma, seed=noise_seed)
         degradation = {"kind": "gaussian", "sigma": sigma, "seed": noise_seed, "clip": True}
 
+    from .stopping import DEFAULT_RETURN_EMA, EarlyStopping, make_rule
+
+    return_ema = DEFAULT_RETURN_EMA if request.stop_ema is None else request.stop_ema
+    stopper = None
+    if request.stop != "none":
+        stopper = EarlyStopping(make_rule(request.stop), target, sigma=request.stop_sigma, return_ema=return_ema)
+        callbacks = [stopper, *callbacks]
     result = fit(spec, target, config, clean=clean, callbacks=callbacks)
+    if stopper is not None and stopper.choice is not None:
+        denoised = stopper.choice.image
+        stopping: dict[str, Any] = {"requested": request.stop, **stopper.choice.summary()}
+    else:
+        use_ema = return_ema and result.ema is not None
+        denoised = result.ema if use_ema else result.final
+        stopping = {"requested": "none", "rule": None, "step": result.steps_done,
+                    "source": "ema" if use_ema else "output", "stopped_early": False}
+    stopping["max_steps"] = config.steps
+    stopping["denoised_psnr"] = _psnr_or_none(denoised, clean)
 
     with writer as tmp:
+        write_image(tmp / "denoised.png", denoised)
         write_image(tmp / "noisy.png", target)
         write_image(tmp / "final.png", result.final)
         if result.ema is not None:
@@ -112,6 +136,7 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tupl
             seed=config.seed,
             device=result.device,
             result=result.summary(),
+            stopping=stopping,
         )
         write_json(tmp / "run.json", record)
         out = writer.commit()
