@@ -254,3 +254,32 @@ def test_mc_dense_and_coordinate_networks() -> None:
     _check_mc(gp.dense_net(1), 64, samples=1000)
     _check_mc(gp.coord_mlp(4), 64, samples=1000)
     assert np.allclose(gp.correlation(gp.stationarize(gp.kernel(gp.dense_net(2), 64)))[1:], 0.0)
+
+
+# ----------------------------------------------------------------------------- experiment and CLI
+def test_gp_prior_smoke_writes_summary_figures_and_resumes(tmp_path, capsys) -> None:
+    from dipscope.experiments import gp_prior
+
+    text = gp_prior.run(gp_prior.GPPriorConfig(profile="smoke"), tmp_path / "out")
+    assert "## (a) conv-ReLU" in text and "| linear | 2 |" in text and "DIP-Linear" in text
+    for part, png in [("a-conv-relu", "conv_relu.png"), ("b-encoder-decoder", "encoder_decoder.png"),
+                      ("c-samples", "samples.png"), ("d-special-cases", "special_cases.png")]:
+        assert (tmp_path / "out" / part / png).is_file()
+        assert (tmp_path / "out" / part / "run.json").is_file()
+    capsys.readouterr()
+    gp_prior.run(gp_prior.GPPriorConfig(profile="smoke"), tmp_path / "out")
+    assert capsys.readouterr().out.count("skipped") == 4
+
+
+def test_gp_cli_commands(tmp_path, capsys) -> None:
+    from dipscope.cli import main
+
+    main(["gp", "kernel", "--model-spec", "conv-relu:2", "--length", "32", "--max-lag", "4", "-o", str(tmp_path / "k")])
+    out = capsys.readouterr().out
+    assert "| c(τ) | 1.000 |" in out and (tmp_path / "k" / "spectrum.csv").is_file()
+    with pytest.raises(SystemExit) as e:
+        main(["gp", "kernel", "--model-spec", "conv-relu:x"])
+    assert e.value.code == 2 and "error: bad model spec" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "gp-prior", "--out", str(tmp_path / "e"), "--profile", "nope"])
+    assert e.value.code == 2

@@ -304,6 +304,36 @@ def data_check(
         print(f"{key}: {image.shape[-2]}×{image.shape[-1]}, {image.shape[0]} channel(s), sha256 ok")
 
 
+@experiment_app.command("gp-prior")
+def experiment_gp_prior(
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    seed: int = typer.Option(0, help="Seed of the random networks."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """DIP at initialisation as a Gaussian process: NNGP kernels vs random networks, half-width vs depth."""
+    from .experiments.gp_prior import GPPriorConfig, run
+
+    print(run(GPPriorConfig(profile=profile.value, seed=seed), out, force=force))
+
+
+gp_app = typer.Typer(no_args_is_help=True, help="Infinite-width (NNGP) kernels of the networks at initialisation.")
+app.add_typer(gp_app, name="gp")
+
+
+@gp_app.command("kernel")
+def gp_kernel(
+    model_spec: str = typer.Option("skip:5", help="conv-relu:D[:K], dense:L, relunet:D, skip:L[:nearest], or SkipSpec JSON (file or inline)."),
+    length: int = typer.Option(256, help="Signal length n (1-D)."),
+    max_lag: int = typer.Option(16, help="Print c(τ) for τ up to this lag."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write correlation.csv and spectrum.csv here."),
+) -> None:
+    """Print the stationarised correlation c(τ) and power spectrum S(ω) of a network's NNGP kernel."""
+    from .experiments.gp_prior import kernel_report, model_spec as parse
+
+    print(kernel_report(parse(model_spec), length, max_lag, out))
+
+
 @app.command()
 def bench(
     steps: int = typer.Option(10, help="Timed steps per mode and chunk (two chunks; medians over 5-step intervals)."),
