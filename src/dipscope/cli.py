@@ -226,6 +226,59 @@ def experiment_trajectory(
     print(run(cfg, out, force=force))
 
 
+@experiment_app.command("lowfreq-noise")
+def experiment_lowfreq_noise(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    model: list[str] = typer.Option(["dip", "relunet"], help="Models: dip, linear-N, relunet (repeat)."),
+    noise: list[str] = typer.Option(["lowfreq", "white"], help="Noises: lowfreq, white (repeat)."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale (both noises)."),
+    fc: float = typer.Option(1 / 32, help="Cutoff of the low-frequency noise (cycles/pixel)."),
+    clip: bool = typer.Option(False, "--clip/--no-clip", help="Clip the noisy image to [0, 1] (adds high frequencies)."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image; default by profile (smoke 64, cpu 128, paper none)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps (all models)."),
+    tau: float = typer.Option(0.1, help="Threshold τ for 'band fitted'."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """DIP and ReLUNet on low-frequency vs white noise: PSNR gains, when noise and texture bands are fitted."""
+    from .experiments.lowfreq_noise import LowFreqConfig, run
+
+    cfg = LowFreqConfig(images=images or (), models=model, noises=noise, profile=profile.value, sigma=sigma, fc=fc,
+                        clip=clip, crop=crop, steps=steps, tau=tau, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
+@experiment_app.command("upsampling")
+def experiment_upsampling(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
+    mode: list[str] = typer.Option(["nearest", "bilinear", "transposed"], help="Upsampling modes at stride 2 (repeat)."),
+    stride: list[int] = typer.Option([2, 4, 8, 16, 32], help="Upsampling strides (repeat); depth adjusted to the image."),
+    stride_mode: str = typer.Option("bilinear", help="Upsampling mode of the stride settings."),
+    profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
+    channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
+    skip_channels: Optional[int] = typer.Option(None, help="Override the skip channels per level (0: no skip connections)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image."),
+    hf_cutoff: float = typer.Option(0.25, help="High-frequency power fraction counts r above this (cycles/pixel)."),
+    bands: int = typer.Option(16, help="Number of rings for the low-error radius."),
+    tau: float = typer.Option(0.1, help="Relative-error threshold τ of the low-error radius."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+) -> None:
+    """Nearest vs bilinear vs transposed upsampling, and strides 2–32: smoothness and low-error radius r(t)."""
+    from .experiments.upsampling import UpsamplingConfig, run
+
+    cfg = UpsamplingConfig(images=images or (), modes=mode, strides=stride, stride_mode=stride_mode,
+                           profile=profile.value, channels=channels, skip_channels=skip_channels, steps=steps,
+                           crop=crop, hf_cutoff=hf_cutoff, bands=bands, tau=tau, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force))
+
+
 def _comma_list(value: str, what: str) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:

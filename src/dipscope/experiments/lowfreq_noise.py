@@ -1,0 +1,477 @@
+"""The study's practical warning — early-stopped DIP is a low-pass filter, so it removes white
+noise but not low-frequency noise.
+
+A clean image ``x0`` (by default a crop of Barbara holding her scarf's stripes) gets either
+low-frequency Gaussian noise (white noise kept at radial frequencies ``r ≤ f_c``,
+:func:`dipscope.degrade.lowfreq_noise`, default ``f_c = 1/32`` cycles/pixel) or, as the control,
+white Gaussian noise; both have the same std σ (default 25/255, each realisation rescaled to
+zero mean and sample std exactly σ, so both noisy inputs have the same PSNR). The noisy target
+``y = x0 + n`` is *not* clipped to [0, 1] unless asked (clipping a band-limited ``n`` adds high
+frequencies). DIP and ReLUNet are fitted to ``y``; every few steps we record
+
+* the PSNR of the output against ``x0`` (the fit's own metric), hence the best-PSNR *gain*
+  over the noisy input, ``max_t PSNR(x_t, x0) − PSNR(y, x0)``;
+* the per-band relative error against ``x0`` and against ``y`` (:class:`SpectralObserver`,
+  equal-width rings);
+* in two bands of interest — the *noise band* ``0 < r ≤ f_c`` (DC left out: an offset cannot be
+  told from brightness) and the *texture band*, the ring holding the clean image's stripe
+  frequencies, found from ``x0``'s radially averaged spectrum (:func:`texture_band`) — the
+  fraction of the noise still not reproduced,
+  ``ρ_B(t) = Σ_B |F(x_t − y)|² / Σ_B |F n|²``, and the relative errors
+  ``Σ_B |F(x_t − x0)|² / Σ_B |F x0|²`` and ``Σ_B |F(x_t − y)|² / Σ_B |F y|²``.
+
+The noise band counts as *fitted* at the first step with ``ρ_noise < τ`` (at least 1 − τ of
+the noise's energy there is reproduced); the texture band at the first step where its relative
+error against the target falls below τ (the criterion of the bias experiment).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .. import spectral
+from ..degrade import add_noise, lowfreq_noise
+from ..errors import DipscopeError
+from ..fit import Callback, FitState, fit
+from ..metrics import psnr
+from ..observers import SpectralObserver
+from ..plots import band_heatmap, curves
+from ..rundir import write_csv
+from .common import Task, describe, markdown_table, model_choice, require_complete, run_tasks
+
+NOISES = ("lowfreq", "white")
+# Barbara's scarf (stripes near 0.27 cycles/pixel): the crop window is centred here (row, column).
+BARBARA_CENTRE = (256, 384)
+# The study's snapshot iterations (Fig. "low-frequency noise"): DIP and ReLUNet.
+STUDY_STEPS = {"dip": (20, 100, 500), "relunet": (0, 10_000, 50_000)}
+
+
+@dataclass
+class LowFreqConfig:
+    images: Sequence[str] = ()
+    models: Sequence[str] = ("dip", "relunet")
+    noises: Sequence[str] = NOISES
+    profile: str = "cpu"
+    sigma: float = 25.0
+    fc: float = 1 / 32
+    clip: bool = False
+    crop: int | None = None
+    steps: int | None = None
+    tau: float = 0.1
+    bands: int = 8
+    seed: int = 0
+    data_dir: str | None = None
+    device: str = "auto"
+
+    @property
+    def crop_side(self) -> int | None:
+        """Side of the square crop: 64 (smoke), 128 (cpu), none (paper: the whole image)."""
+        if self.crop is not None:
+            return self.crop if self.crop > 0 else None
+        return {"smoke": 64, "cpu": 128}.get(self.profile)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+
+
+def crop_square(image: torch.Tensor, side: int | None, centre: tuple[int, int] | None = None) -> torch.Tensor:
+    """The ``side × side`` window of ``image`` centred at ``centre`` (default: the image centre),
+    shifted to lie inside the image; the whole image when ``side`` is None or too large.
+    Never resamples: fine texture keeps its frequency."""
+    _, h, w = image.shape
+    if side is None or (side >= h and side >= w):
+        return image.clone()
+    sh, sw = min(side, h), min(side, w)
+    cy, cx = centre if centre is not None else (h // 2, w // 2)
+    top = int(min(max(cy - sh // 2, 0), h - sh))
+    left = int(min(max(cx - sw // 2, 0), w - sw))
+    return image[:, top:top + sh, left:left + sw].clone()
+
+
+def load_images(cfg: LowFreqConfig) -> dict[str, torch.Tensor]:
+    """Barbara (from the data directory) when no image is given, else the given files; cropped."""
+    from ..datasets import load
+    from ..images import read_image
+    from .common import image_name
+
+    out: dict[str, torch.Tensor] = {}
+    if not cfg.images:
+        barbara = load("barbara", cfg.data_dir)["barbara"]
+        out["barbara"] = crop_square(barbara, cfg.crop_side, BARBARA_CENTRE)
+    for item in cfg.images:
+        if item.startswith("set:"):
+            for name, image in load(item[4:], cfg.data_dir).items():
+                centre = BARBARA_CENTRE if name == "barbara" else None
+                out[name] = crop_square(image, cfg.crop_side, centre)
+        else:
+            out[image_name(item)] = crop_square(read_image(item), cfg.crop_side)
+    return out
+
+
+def white_noise(shape: Sequence[int], sigma: float, seed: int) -> torch.Tensor:
+    """White Gaussian noise rescaled per channel to zero mean and sample std exactly ``sigma``."""
+    n = torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    flat = n.reshape(n.shape[0], -1)
+    flat = flat - flat.mean(dim=1, keepdim=True)
+    return (flat / flat.std(dim=1, correction=0)[:, None] * sigma).reshape(n.shape).float()
+
+
+def make_noise(kind: str, shape: Sequence[int], sigma: float, fc: float, seed: int) -> torch.Tensor:
+    """``kind`` = ``lowfreq`` (r ≤ fc) or ``white``; std exactly ``sigma`` (0–1 scale)."""
+    if kind == "lowfreq":
+        return lowfreq_noise(tuple(shape), sigma, fc, seed, exact=True)
+    if kind == "white":
+        return white_noise(shape, sigma, seed)
+    raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
+
+
+def texture_band(image: torch.Tensor, min_freq: float = 0.06) -> tuple[float, float, float]:
+    """The ring holding the image's dominant periodic texture: ``(low, peak, high)`` in cycles/pixel.
+
+    The radially averaged power spectrum ``P(r)`` of the mean-removed image is whitened by
+    ``r²`` (natural images fall off about as ``1/r²``), and its maximum over
+    ``min_freq ≤ r ≤ 0.5`` is the texture frequency; the ring extends on both sides while the
+    whitened spectrum stays above half that maximum (at least one bin each side).
+    """
+    x = image.double() - image.double().mean(dim=(-2, -1), keepdim=True)
+    centres, power = spectral.radial_power_spectrum(x)
+    r = centres.numpy()
+    white = np.nan_to_num(power.numpy() * r ** 2)
+    allowed = r >= min_freq
+    if not allowed.any():
+        raise DipscopeError("the image is too small to look for texture above "
+                            f"{min_freq} cycles/pixel")
+    k = int(np.argmax(np.where(allowed, white, -np.inf)))
+    half = white[k] / 2
+    lo = k
+    while lo - 1 >= 0 and allowed[lo - 1] and white[lo - 1] >= half:
+        lo -= 1
+    hi = k
+    while hi + 1 < len(r) and white[hi + 1] >= half:
+        hi += 1
+    lo, hi = min(lo, k - 1) if k > 0 else 0, max(hi, k + 1) if k + 1 < len(r) else k
+    width = r[1] - r[0] if len(r) > 1 else 0.5
+    return float(max(r[lo] - width / 2, 0.0)), float(r[k]), float(min(r[hi] + width / 2, 0.5))
+
+
+# --------------------------------------------------------------------------------------------
+# observers
+# --------------------------------------------------------------------------------------------
+
+
+class BandFitObserver(Callback):
+    """Per observation and band ``B``: ``ρ_B = Σ_B|F(x_t − y)|² / Σ_B|F n|²`` (noise not yet
+    reproduced), and the relative errors against the clean image and the target."""
+
+    def __init__(self, clean: torch.Tensor, target: torch.Tensor, bands: dict[str, torch.Tensor]) -> None:
+        self.clean = clean.double()
+        self.target = target.double()
+        self.bands = {k: m.to(torch.float64) for k, m in bands.items()}
+        p_noise = spectral.power_spectrum(self.target - self.clean).sum(dim=0)
+        p_clean = spectral.power_spectrum(self.clean).sum(dim=0)
+        p_target = spectral.power_spectrum(self.target).sum(dim=0)
+        self.energy = {k: {"noise": float((p_noise * m).sum()), "clean": float((p_clean * m).sum()),
+                           "target": float((p_target * m).sum())} for k, m in self.bands.items()}
+        self.rows: list[dict[str, float]] = []
+
+    def observe(self, state: FitState) -> None:
+        out = state.output.detach().double().cpu()
+        res = spectral.power_spectrum(out - self.target).sum(dim=0)
+        err = spectral.power_spectrum(out - self.clean).sum(dim=0)
+        row: dict[str, float] = {"step": state.step}
+        for k, m in self.bands.items():
+            e = self.energy[k]
+            r_res, r_err = float((res * m).sum()), float((err * m).sum())
+            row[f"{k}/noise_left"] = r_res / e["noise"] if e["noise"] > 0 else math.nan
+            row[f"{k}/error_clean"] = r_err / e["clean"] if e["clean"] > 0 else math.nan
+            row[f"{k}/error_target"] = r_res / e["target"] if e["target"] > 0 else math.nan
+        self.rows.append(row)
+
+    def first_below(self, column: str, tau: float) -> int | None:
+        return next((int(r["step"]) for r in self.rows if r[column] < tau), None)
+
+
+class SnapshotSaver(Callback):
+    """Keeps the output (C, H, W, on the CPU) at the given steps (multiples of the observation
+    interval; others are never seen)."""
+
+    def __init__(self, steps: Sequence[int]) -> None:
+        self.wanted = set(int(s) for s in steps)
+        self.images: dict[int, np.ndarray] = {}
+
+    def observe(self, state: FitState) -> None:
+        if state.step in self.wanted:
+            self.images[state.step] = state.output.detach().float().cpu().numpy().copy()
+
+    def on_end(self, state: FitState) -> None:
+        if state.step in self.wanted and state.step not in self.images:
+            self.images[state.step] = state.output.detach().float().cpu().numpy().copy()
+
+    def save(self, path: Path) -> None:
+        steps = sorted(self.images)
+        np.savez_compressed(path, steps=np.array(steps, dtype=np.int64),
+                            images=np.stack([self.images[s] for s in steps]) if steps else np.zeros((0,)))
+
+
+def snapshot_steps(model: str, steps: int, every: int) -> list[int]:
+    """The study's snapshot iterations, as they fall in a fit of ``steps`` steps.
+
+    DIP: 0, 20, 100, 500 (those ≤ steps) and the last step. ReLUNet: the study's 0, 10 000,
+    50 000 scaled by ``steps / 50 000``. Rounded to multiples of the observation interval.
+    """
+    if model == "relunet":
+        chosen = [s * steps / STUDY_STEPS["relunet"][-1] for s in STUDY_STEPS["relunet"]]
+    else:
+        chosen = [0] + [s for s in STUDY_STEPS["dip"] if s < steps] + [steps]
+    out = sorted({min(int(round(s / every)) * every, steps - steps % every) for s in chosen})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# tasks
+# --------------------------------------------------------------------------------------------
+
+
+def _fit_config(model: str, cfg: LowFreqConfig):
+    spec, config = model_choice(model, cfg.profile)
+    if model == "dip" and cfg.profile == "paper":
+        config = replace(config, steps=2000)  # past the study's 500-step snapshot
+    if model == "relunet" and cfg.profile == "paper":
+        config = replace(config, steps=STUDY_STEPS["relunet"][-1])
+    if cfg.steps is not None:
+        config = replace(config, steps=cfg.steps)
+    return spec, replace(config, seed=cfg.seed, device=cfg.device)
+
+
+def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowFreqConfig,
+          ring: tuple[float, float, float]) -> Task:
+    spec, config = _fit_config(model, cfg)
+    sigma = cfg.sigma / 255.0
+
+    def work(directory: Path) -> dict[str, Any]:
+        noise = make_noise(noise_kind, clean.shape, sigma, cfg.fc, cfg.seed + 101)
+        target = add_noise(clean, noise, clip=cfg.clip)
+        _, h, w = clean.shape
+        r = spectral.radial_frequency(h, w)
+        bands = {"noise": (r > 0) & (r <= cfg.fc), "texture": (r > ring[0]) & (r <= ring[2]), "all": r > 0}
+        spec_obs = SpectralObserver({"clean": clean, "target": target}, edges=cfg.bands, tau=cfg.tau)
+        band_obs = BandFitObserver(clean, target, bands)
+        snaps = SnapshotSaver(snapshot_steps(model, config.steps, config.observe_every))
+        result = fit(spec, target, config, clean=clean, callbacks=[spec_obs, band_obs, snaps], ssim=False)
+        require_complete(result)
+        spec_obs.save(directory)
+        write_csv(directory / "bands.csv", band_obs.rows)
+        snaps.save(directory / "snapshots.npz")
+        write_csv(directory / "metrics.csv", [{"step": int(r["step"]), "loss": r["loss"], "psnr": r.get("psnr")}
+                                              for r in result.history])
+        edges = spec_obs.edges.numpy()
+        for ref in ("clean", "target") if cfg.profile != "smoke" else ():  # the smoke profile skips the slow heatmaps
+            band_heatmap(spec_obs.table(ref), spec_obs.steps, edges, directory / f"bands-{ref}.png",
+                         f"{name}, {model}, {noise_kind} noise: relative error vs {ref} per band", cfg.tau)
+        noisy_psnr = psnr(target, clean)
+        t_noise = band_obs.first_below("noise/noise_left", cfg.tau)
+        t_texture = band_obs.first_below("texture/error_target", cfg.tau)
+        last = band_obs.rows[-1]
+        return {
+            "image": name, "model": model, "noise": noise_kind, "sigma": cfg.sigma, "fc": cfg.fc,
+            "clip": cfg.clip, "noise_std": float(noise.std()), "noisy_psnr": noisy_psnr,
+            "best_psnr": result.best_psnr, "best_step": result.best_step,
+            "gain": None if result.best_psnr is None else result.best_psnr - noisy_psnr,
+            "final_psnr": psnr(result.final, clean), "texture_band": list(ring),
+            "t_noise_band": t_noise, "t_texture_band": t_texture,
+            "t_texture_band_clean": band_obs.first_below("texture/error_clean", cfg.tau),
+            "t_all_noise": band_obs.first_below("all/noise_left", cfg.tau),
+            "final_noise_left": {k: last[f"{k}/noise_left"] for k in bands},
+            "snapshot_steps": sorted(snaps.images), "steps": result.steps_done, "seconds": result.seconds,
+            "n_parameters": result.n_parameters,
+        }
+
+    return Task(f"{model}/{name}/{noise_kind}", work, {
+        "image": name, "shape": list(clean.shape), "crop": cfg.crop_side, **describe(spec, config),
+        "noise": noise_kind, "sigma": cfg.sigma, "fc": cfg.fc, "clip": cfg.clip, "tau": cfg.tau,
+        "bands": cfg.bands, "texture_band": list(ring), "noise_seed": cfg.seed + 101})
+
+
+# --------------------------------------------------------------------------------------------
+# run, summary, figures
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
+    """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
+    if not 0 < cfg.fc < 0.5:
+        raise DipscopeError("--fc must be in (0, 0.5) cycles/pixel")
+    if cfg.sigma <= 0:
+        raise DipscopeError("--sigma must be > 0")
+    for kind in cfg.noises:
+        if kind not in NOISES:
+            raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
+    images = load_images(cfg)
+    rings = {name: texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
+    tasks = [_task(name, image, model, kind, cfg, rings[name])
+             for name, image in images.items() for model in cfg.models for kind in cfg.noises]
+    summaries = run_tasks(tasks, out, force=force)
+    for name, image in images.items():
+        keys = [t.key for t in tasks if summaries[t.key]["image"] == name]
+        plot_grid(out, name, image, keys, summaries, cfg)
+        plot_psnr(out, name, keys, summaries)
+        plot_bandfit(out, name, keys, summaries, cfg.tau)
+    rows, csv_rows = [], []
+    for task in tasks:
+        s = summaries[task.key]
+        rows.append([s["model"], s["image"], s["noise"], _fmt(s["noisy_psnr"]), _fmt(s["best_psnr"]),
+                     _fmt(s["best_step"]), _fmt(s["gain"]), _fmt(s["final_psnr"]), _fmt(s["t_noise_band"]),
+                     _fmt(s["t_texture_band"]), _fmt(s["final_noise_left"]["noise"]),
+                     _fmt(s["final_noise_left"]["all"])])
+        csv_rows.append({k: s[k] for k in ("model", "image", "noise", "noisy_psnr", "best_psnr", "best_step", "gain",
+                                           "final_psnr", "t_noise_band", "t_texture_band", "t_texture_band_clean",
+                                           "t_all_noise", "steps", "seconds")}
+                        | {"texture_low": s["texture_band"][0], "texture_peak": s["texture_band"][1],
+                           "texture_high": s["texture_band"][2],
+                           "noise_left_noise_band": s["final_noise_left"]["noise"],
+                           "noise_left_texture_band": s["final_noise_left"]["texture"],
+                           "noise_left_all": s["final_noise_left"]["all"]})
+    write_csv(out / "summary.csv", csv_rows)
+    gains = []
+    for model in cfg.models:
+        for name in images:
+            g = {s["noise"]: s["gain"] for s in summaries.values() if s["model"] == model and s["image"] == name}
+            if "white" in g and "lowfreq" in g:
+                gains.append([model, name, _fmt(g["white"]), _fmt(g["lowfreq"]), _fmt(g["white"] - g["lowfreq"])])
+    ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in rings.items())
+    text = (f"# Low-frequency vs white noise ({cfg.profile} profile)\n\n"
+            f"σ = {cfg.sigma:g}/255 (both noises, each rescaled to sample std exactly σ), f_c = {cfg.fc:.4f} "
+            f"cycles/pixel, {'clipped' if cfg.clip else 'not clipped'}; crop {cfg.crop_side or 'none'}; τ = {cfg.tau}. "
+            f"Texture band (from the clean spectrum): {ring_text}. "
+            "t_noise = first step at which less than τ of the noise energy in 0 < r ≤ f_c is left unfitted; "
+            "t_texture = first step at which the texture band's relative error vs the target is below τ "
+            "('–' = not within the run).\n\n"
+            + markdown_table(["model", "image", "noise", "noisy PSNR", "best PSNR", "best step", "gain (dB)",
+                              "final PSNR", "t_noise", "t_texture", "noise left (noise band)",
+                              "noise left (all r>0)"], rows)
+            + "\n" + markdown_table(["model", "image", "gain white (dB)", "gain low-freq (dB)", "difference"], gains))
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def _load_snapshots(directory: Path) -> dict[int, np.ndarray]:
+    path = directory / "snapshots.npz"
+    if not path.is_file():
+        return {}
+    data = np.load(path)
+    return {int(s): im for s, im in zip(data["steps"], data["images"])}
+
+
+def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], summaries: dict[str, Any],
+              cfg: LowFreqConfig) -> None:
+    """Rows: (model, noise); columns: clean, noisy, then the outputs at the snapshot steps."""
+    from ..plots import _hwc, plt
+
+    rows = []
+    for key in keys:
+        snaps = _load_snapshots(out / key)
+        if snaps:
+            rows.append((key, summaries[key], snaps))
+    if not rows:
+        return
+    ncol = 2 + max(len(s) for _, _, s in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.1 * ncol, 2.3 * len(rows)), squeeze=False)
+    for i, (key, s, snaps) in enumerate(rows):
+        noise = make_noise(s["noise"], clean.shape, cfg.sigma / 255.0, cfg.fc, cfg.seed + 101)
+        noisy = add_noise(clean, noise, clip=cfg.clip)
+        panels = [("clean", clean), (f"noisy {psnr(noisy, clean):.1f} dB", noisy)]
+        panels += [(f"step {t}: {psnr(torch.from_numpy(im), clean):.1f} dB", im) for t, im in sorted(snaps.items())]
+        for j in range(ncol):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(panels):
+                ax.axis("off")
+                continue
+            label, im = panels[j]
+            a = _hwc(torch.as_tensor(im))
+            ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xlabel(label, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"{s['model']}\n{s['noise']}", fontsize=8)
+    fig.suptitle(f"{name} ({tuple(clean.shape[1:])}), σ = {cfg.sigma:g}/255, f_c = {cfg.fc:.4f}: outputs over the fit")
+    fig.tight_layout()
+    fig.savefig(out / f"grid-{name}.png", dpi=90)
+    plt.close(fig)
+
+
+def plot_psnr(out: Path, name: str, keys: Sequence[str], summaries: dict[str, Any]) -> None:
+    """PSNR against the clean image over steps (one curve per model and noise; relative step
+    axis, since ReLUNet runs longer), noisy input as dashed lines."""
+    from ..plots import plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    styles = {"lowfreq": "-", "white": "--"}
+    cmap = plt.get_cmap("tab10")
+    models = sorted({summaries[k]["model"] for k in keys})
+    for key in keys:
+        s = summaries[key]
+        rows = [r for r in _read_csv(out / key / "metrics.csv") if r["psnr"] not in ("", None)]
+        steps = np.array([float(r["step"]) for r in rows])
+        values = np.array([float(r["psnr"]) for r in rows])
+        color = cmap(models.index(s["model"]))
+        ax.plot(steps / max(s["steps"], 1), values, styles.get(s["noise"], "-"), color=color, lw=1.2,
+                label=f"{s['model']}, {s['noise']} (best {s['best_psnr']:.2f} dB at {s['best_step']})")
+    noisy = {summaries[k]["noise"]: summaries[k]["noisy_psnr"] for k in keys}
+    for kind, v in noisy.items():
+        ax.axhline(v, color="grey", lw=0.8, ls=":", label=f"noisy input ({kind}) {v:.2f} dB")
+    ax.set_xlabel("step / steps of the run (DIP and ReLUNet differ in length)")
+    ax.set_ylabel("PSNR vs clean (dB)")
+    ax.set_title(f"{name}: PSNR over the fit, low-frequency vs white noise")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"psnr-{name}.png", dpi=110)
+    plt.close(fig)
+
+
+def plot_bandfit(out: Path, name: str, keys: Sequence[str], summaries: dict[str, Any], tau: float) -> None:
+    """Noise left unfitted in the noise band, and the texture band's error vs the target."""
+    from ..plots import plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    cmap = plt.get_cmap("tab10")
+    for i, key in enumerate(keys):
+        s = summaries[key]
+        rows = _read_csv(out / key / "bands.csv")
+        steps = np.array([float(r["step"]) for r in rows])
+        label = f"{s['model']}, {s['noise']}"
+        axes[0].semilogy(steps, [float(r["noise/noise_left"]) for r in rows], color=cmap(i), label=label)
+        axes[1].semilogy(steps, [float(r["texture/error_target"]) for r in rows], color=cmap(i), label=label)
+    for ax, what in zip(axes, ["noise energy left unfitted, 0 < r ≤ f_c", "texture band: relative error vs target"]):
+        ax.axhline(tau, color="k", lw=0.8, ls=":", label=f"τ = {tau}")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(what)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{name}: when the noise band and the texture band are fitted")
+    fig.tight_layout()
+    fig.savefig(out / f"bands-{name}.png", dpi=110)
+    plt.close(fig)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
