@@ -46,7 +46,7 @@ import torch
 
 from dipscope import stopping as S
 from dipscope.degrade import add_gaussian_noise, downsample
-from dipscope.fit import Callback, FitState, fit
+from dipscope.fit import Callback, FitState, fit_runs
 from dipscope.presets import preset
 
 CBM3D9 = ("baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers")
@@ -55,6 +55,7 @@ SKIMAGE = ("astronaut", "coffee", "chelsea", "rocket")
 PUBLISHED = {"baboon": 24.73, "f16": 27.00, "house": 26.89, "kodim01": 25.90, "kodim02": 29.20,
              "kodim03": 29.26, "kodim12": 29.61, "lena": 27.49, "peppers": 27.12}
 PUBLISHED_MEAN = 27.47
+NOISE_SEED = 1000  # one noise realisation per (image, σ); the seeds vary the network
 SCALARS = ("loss", "mse", "mse_ema", "blur", "sharp", "wmv", "emv")
 
 
@@ -137,48 +138,57 @@ def run_name(kind: str, name: str, sigma: float, seed: int) -> str:
     return f"{kind}-{name}-s{sigma:g}-seed{seed}"
 
 
-def record_run(kind: str, name: str, sigma: float, seed: int, args: argparse.Namespace, runs: Path) -> None:
-    stem = run_name(kind, name, sigma, seed)
-    if (runs / f"{stem}.json").is_file() and not args.force:
+def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argparse.Namespace, runs: Path) -> None:
+    """Fit the runs of one (image, σ) not yet recorded — one noisy image (noise seed 1000), one
+    network seed per run — and write each run's recording. On CUDA the seeds are fitted together
+    as one grouped network (:func:`dipscope.fit.fit_runs`; exact), which removes launch overhead."""
+    todo = [s for s in seeds if args.force or not (runs / f"{run_name(kind, name, sigma, s)}.json").is_file()]
+    if not todo:
         return
     clean, how = load_clean(kind, name, args.data_dir, args.crop)
-    noisy = add_gaussian_noise(clean, sigma, seed=1000 + seed)
+    noisy = add_gaussian_noise(clean, sigma, seed=NOISE_SEED)
     spec, config = preset("ulyanov2018")
-    config = replace(config, steps=args.steps, seed=seed, device=args.device)
+    config = replace(config, steps=args.steps, device=args.device)
     context = S.Context.from_target(noisy)  # sigma estimated; the given one is stored beside it
-    rec = Recorder(noisy, context, args.snapshot_every)
+    recs = [Recorder(noisy, context, args.snapshot_every) for _ in todo]
     t0 = time.perf_counter()
-    result = fit(spec, noisy, config, clean=clean, callbacks=[rec], ssim=False)
+    results = fit_runs(spec, noisy, config, seeds=todo, clean=clean, callbacks=[[r] for r in recs], ssim=False,
+                       group=None if args.group else False)
     seconds = time.perf_counter() - t0
-    if result.interrupted:
+    if any(r.interrupted for r in results):
         raise KeyboardInterrupt
-    arrays: dict[str, np.ndarray] = {
-        "steps": np.asarray([o.step for o in rec.rows]),
-        "psnr": np.asarray(rec.psnr), "psnr_ema": np.asarray(rec.psnr_ema),
-        "res_band": np.stack([o.res_band for o in rec.rows]),
-        "res_band_ema": np.stack([o.res_band_ema if o.res_band_ema is not None else np.full_like(o.res_band, np.nan)
-                                  for o in rec.rows]),
-        "snapshot_steps": np.asarray(rec.snapshot_steps),
-        "snapshots": np.stack(rec.snapshots) if rec.snapshots else np.zeros((0,), np.uint8),
-        "losses": result.losses.astype(np.float32),
-    }
-    for key in SCALARS:
-        arrays[key] = np.asarray([getattr(o, key) for o in rec.rows])
-    meta = {
-        "kind": kind, "image": name, "how": how, "shape": list(clean.shape), "sigma": sigma, "seed": seed,
-        "noise_seed": 1000 + seed, "preset": "ulyanov2018", "steps": args.steps, "fit": asdict(config),
-        "context": context.to_dict(), "seconds": seconds, "seconds_fit": result.seconds,
-        "device": result.device, "precision": result.precision, "host": socket.gethostname(),
-        "best_psnr": result.best_psnr, "best_step": result.best_step,
-    }
-    tmp = runs / f".{stem}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, runs / f"{stem}.npz")
-    tmpj = runs / f".{stem}.tmp.json"
-    tmpj.write_text(json.dumps(meta, indent=1))
-    os.replace(tmpj, runs / f"{stem}.json")  # the json is written last: it marks the run complete
-    print(f"{stem}: {clean.shape[1]}×{clean.shape[2]}, best {result.best_psnr:.2f} dB at {result.best_step}, "
-          f"σ̂ = {255 * context.sigma_estimated:.1f}, {seconds:.0f} s", flush=True)
+    for seed, rec, result in zip(todo, recs, results):
+        stem = run_name(kind, name, sigma, seed)
+        arrays: dict[str, np.ndarray] = {
+            "steps": np.asarray([o.step for o in rec.rows]),
+            "psnr": np.asarray(rec.psnr), "psnr_ema": np.asarray(rec.psnr_ema),
+            "res_band": np.stack([o.res_band for o in rec.rows]),
+            "res_band_ema": np.stack([o.res_band_ema if o.res_band_ema is not None
+                                      else np.full_like(o.res_band, np.nan) for o in rec.rows]),
+            "snapshot_steps": np.asarray(rec.snapshot_steps),
+            "snapshots": np.stack(rec.snapshots) if rec.snapshots else np.zeros((0,), np.uint8),
+            "losses": result.losses.astype(np.float32),
+        }
+        for key in SCALARS:
+            arrays[key] = np.asarray([getattr(o, key) for o in rec.rows])
+        meta = {
+            "kind": kind, "image": name, "how": how, "shape": list(clean.shape), "sigma": sigma, "seed": seed,
+            "noise_seed": NOISE_SEED, "preset": "ulyanov2018", "steps": args.steps,
+            "fit": asdict(replace(config, seed=seed)), "context": context.to_dict(),
+            "seconds": seconds / len(todo), "seconds_call": seconds, "runs_in_call": len(todo),
+            "grouped": result.grouped, "seconds_fit": result.seconds, "device": result.device,
+            "precision": result.precision, "host": socket.gethostname(),
+            "best_psnr": result.best_psnr, "best_step": result.best_step,
+        }
+        tmp = runs / f".{stem}.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, runs / f"{stem}.npz")
+        tmpj = runs / f".{stem}.tmp.json"
+        tmpj.write_text(json.dumps(meta, indent=1))
+        os.replace(tmpj, runs / f"{stem}.json")  # the json is written last: it marks the run complete
+        print(f"{stem}: {clean.shape[1]}×{clean.shape[2]}, best {result.best_psnr:.2f} dB at {result.best_step}, "
+              f"σ̂ = {255 * context.sigma_estimated:.1f}, {seconds / len(todo):.0f} s/run "
+              f"({len(todo)} run(s), grouped {result.grouped})", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,6 +233,11 @@ VARIANTS: dict[str, tuple[Callable[[], S.Rule], str]] = {
     "spectral σ known": (lambda: S.SpectralRule(), "given"),
     "spectral on EMA": (lambda: S.SpectralRule(on="ema"), "estimated"),
 }
+for _lag in (100, 200, 300):
+    VARIANTS[f"discrepancy-lag {_lag}"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "estimated")
+    VARIANTS[f"discrepancy-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "given")
+    VARIANTS[f"spectral-lag {_lag}"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "estimated")
+    VARIANTS[f"spectral-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "given")
 
 
 class _Final(S.Rule):
@@ -284,7 +299,7 @@ def report(out: Path, md: Path | None, title: str, note: str) -> str:
                              f"{_m([r['oracle'] for r in rs])} | {_m(ge)} | {max(ge):.2f} | {_m(go)} | "
                              f"{statistics.mean(r['step'] for r in rs):.0f} | {sum(r['stopped'] for r in rs)}/{len(rs)} |")
             lines.append("")
-    default = next(v for v in variants if v == S.DEFAULT_RULE)
+    default = f"{S.DEFAULT_RULE} {S.DEFAULT_LAG}" if S.DEFAULT_RULE.endswith("-lag") else S.DEFAULT_RULE
     for kind in sets:
         idx = [i for i, r in enumerate(runs) if r.meta["kind"] == kind and r.meta["sigma"] == 25]
         if not idx:
@@ -330,6 +345,8 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="folder of cbm3d9 (else $DIPSCOPE_DATA)")
     p.add_argument("--snapshot-every", type=int, default=250, help="keep a uint8 output every N steps (0: none)")
     p.add_argument("--force", action="store_true", help="refit runs that are already recorded")
+    p.add_argument("--group", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit the seeds of one (image, σ) together as one grouped network on CUDA (default on)")
     p.add_argument("--report", action="store_true", help="only evaluate the recorded runs and write the table")
     p.add_argument("--md", type=Path, default=None, help="write the Markdown table here (default OUT/STOPPING.md)")
     p.add_argument("--title", default="Early stopping benchmark")
@@ -340,11 +357,10 @@ def main() -> None:
     if not args.report:
         runs = args.out / "runs"
         runs.mkdir(parents=True, exist_ok=True)
-        todo = [(k, n, float(s), seed) for (k, n) in parse_images(args.images)
-                for s in args.sigmas.split(",") for seed in range(args.seeds)]
-        for i, (k, n, s, seed) in enumerate(todo):
+        todo = [(k, n, float(s)) for (k, n) in parse_images(args.images) for s in args.sigmas.split(",")]
+        for i, (k, n, s) in enumerate(todo):
             print(f"[{i + 1}/{len(todo)}] ", end="", flush=True)
-            record_run(k, n, s, seed, args, runs)
+            record_runs(k, n, s, list(range(args.seeds)), args, runs)
         print("", flush=True)
     print(report(args.out, md, args.title, args.note))
 

@@ -179,6 +179,7 @@ def test_callback_keeps_the_image_of_the_chosen_step(scene) -> None:
 
 def test_make_rule_knows_auto_and_rejects_unknown() -> None:
     assert make_name(S.make_rule("auto")) == S.DEFAULT_RULE
+    assert {"wmv", "emv", "shi", "discrepancy", "spectral", "discrepancy-lag", "spectral-lag"} <= set(S.RULES)
     with pytest.raises(S.DipscopeError):
         S.make_rule("oracle")
 
@@ -220,3 +221,26 @@ def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textur
 
     code, _, err = run_cli(["denoise", str(image), "--out", str(tmp_path / "bad"), "--stop", "oracle"], capsys)
     assert code == 2 and "unknown --stop" in err
+
+
+def test_delayed_rule_waits_its_lag_after_the_inner_rule(scene) -> None:
+    clean, noisy = scene
+    traj = lowpass_trajectory(noisy)
+    (fired, _), _, _ = observe_all(S.DiscrepancyRule(), noisy, traj, sigma=SIGMA)
+    for rule in (S.Delayed(S.DiscrepancyRule(), 200), S.LaggedDiscrepancyRule(delay=200)):
+        (chosen, stopped), _, _ = observe_all(rule, noisy, traj, sigma=SIGMA)
+        assert chosen == stopped == fired + 200
+    assert S.make_rule("auto").name == S.DEFAULT_RULE == "discrepancy-lag"
+
+
+def test_lag_is_dropped_without_an_ema(scene) -> None:
+    clean, noisy = scene
+    traj = lowpass_trajectory(noisy, steps=2000)
+    (fired, _), _, _ = observe_all(S.DiscrepancyRule(), noisy, traj)
+    cb = S.EarlyStopping("discrepancy-lag", noisy)
+    cb.on_start(FitState(0, 2000, 0.0, None, lambda: traj[0][1], lambda: None))
+    for t, x in traj:
+        if cb.observe(FitState(t, 2000, 0.0, None, lambda x=x: x, lambda: None)):
+            break
+    cb.on_end(FitState(t, 2000, 0.0, None, lambda x=x: x, lambda: None))
+    assert cb.choice.step == fired and cb.choice.source == "output"
