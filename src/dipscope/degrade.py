@@ -7,18 +7,20 @@ import math
 import torch
 
 from .errors import DipscopeError
+from .runtime import derive_seed
 
 
 def add_gaussian_noise(image: torch.Tensor, sigma: float, seed: int = 0, *, clip: bool = True,
                        quantize: bool = False) -> torch.Tensor:
-    """``y = x + (σ/255)·n`` with ``n ~ N(0, I)`` drawn from ``seed``.
+    """``y = x + (σ/255)·n`` with ``n ~ N(0, I)`` drawn from ``seed`` (through
+    :func:`dipscope.runtime.derive_seed`, so it never repeats a network's random numbers).
 
     ``sigma`` is on the 0–255 scale (σ = 25 is the usual benchmark). ``clip`` keeps
     ``y`` in [0, 1]; ``quantize`` rounds it to 8 bits, as a saved PNG would be.
     """
     if sigma < 0:
         raise DipscopeError("the noise level sigma must be ≥ 0")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "degradation"))
     noise = torch.randn(image.shape, generator=gen, dtype=torch.float32)
     noisy = image.float().cpu() + (sigma / 255.0) * noise
     if clip:

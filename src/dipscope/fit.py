@@ -38,7 +38,7 @@ from .errors import DipscopeError
 from .images import crop_padding, check_min_size
 from .models import ModelSpec, build, build_group, coordinate_grid, count_parameters, estimate_memory, input_shape
 from .operators import Identity, Operator
-from .runtime import autocast, compute_dtype, describe_device, resolve_device, resolve_precision
+from .runtime import autocast, compute_dtype, derive_seed, describe_device, resolve_device, resolve_precision
 
 
 @dataclass
@@ -361,9 +361,9 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
 
     nets, zs = [], []
     for seed in seeds:
-        torch.manual_seed(seed)
+        torch.manual_seed(derive_seed(seed, "weights"))
         nets.append(build(spec, out_shape))
-        zs.append(_network_input(spec, out_shape, config, torch.Generator().manual_seed(seed)))
+        zs.append(_network_input(spec, out_shape, config, torch.Generator().manual_seed(derive_seed(seed, "input"))))
     dtype = compute_dtype(precision)
     net = (build_group(spec, out_shape, nets) if R > 1 else nets[0]).to(device=device, dtype=dtype)
     del nets
@@ -374,7 +374,7 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
         z = z.contiguous(memory_format=torch.channels_last)
     y = target.to(device=device, dtype=dtype)[None]
     op = operator.to(device)
-    noise_gens = [torch.Generator(device=device).manual_seed(s + 1) for s in seeds]
+    noise_gens = [torch.Generator(device=device).manual_seed(derive_seed(s, "input_noise")) for s in seeds]
     z_parts = [zp.shape for zp in zs]
     optimizer = make_optimizer(net.parameters(), config, device)
     run_net = torch.compile(net) if config.compile else net

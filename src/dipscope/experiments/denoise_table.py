@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..degrade import denoising_pair
+from ..degrade import RESIZES, denoising_pair
 from ..errors import DipscopeError
 from ..fit import Callback, FitState, fit
 from ..images import write_image
@@ -83,6 +83,12 @@ class TableConfig:
             raise DipscopeError("--crop must be ≥ 0")
         if not self.models:
             raise DipscopeError("no models given")
+        if self.resize not in RESIZES:
+            raise DipscopeError(f"unknown resize {self.resize!r}; choose one of {', '.join(RESIZES)}")
+        if self.factor < 1:
+            raise DipscopeError("--factor must be ≥ 1")
+        for model in self.models:
+            model_choice(model, self.profile)  # an unknown model or profile fails here, before any work
         for model, steps in self.steps.items():
             if model not in self.models:
                 raise DipscopeError(f"--steps names {model!r}, which is not among the models {', '.join(self.models)}")
