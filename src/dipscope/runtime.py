@@ -128,9 +128,10 @@ def derive_seed(seed: int, stream: str) -> int:
 
     PyTorch's generators seeded with the same integer produce the same underlying numbers, so a
     network whose weights (global generator, ``seed``) and input ``z`` (a generator seeded with
-    the same ``seed``) come from one seed gets an input that is a function of its first layer's
-    weights. With seed 0 that made the study's DIP fit white noise within ~100 steps (best PSNR
-    at the noisy image's level on all 9 images); see ``tests/test_fit.py``. Every stream of a
+    the same ``seed``) come from one seed gets an input computed from the same underlying numbers
+    as its first weights. With seed 0 that made the study's DIP fit white noise within ~100 steps (best PSNR
+    near the noisy level on all 9 images of the denoising table); see
+    ``tests/test_denoise_table.py`` and ``results/denoise-table/gpu-paper-before-seed-fix``. Every stream of a
     run is therefore seeded from ``(seed, stream)`` through NumPy's ``SeedSequence`` hash.
     """
     import numpy as np
