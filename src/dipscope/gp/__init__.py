@@ -25,5 +25,6 @@ from .spec import (Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, conv
 __all__ = [
     "Act", "Concat", "Conv", "Dense", "GPSpec", "Layer", "MonteCarlo", "Norm", "Resample", "conv_relu",
     "coord_mlp", "correlation", "dense_net", "floor_level", "from_skip", "half_width", "kernel", "monte_carlo",
-    "network_samples", "parameter_count", "sample_prior", "spectrum", "stationarize", "stationary_kernel", "stationary_reason",
+    "network_samples", "parameter_count", "sample_prior", "spectrum", "stationarize", "stationary_kernel",
+    "stationary_reason",
 ]
