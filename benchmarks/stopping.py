@@ -102,8 +102,9 @@ def load_clean(kind: str, name: str, data_dir: str | None, crop: int | None) -> 
         h, w = img.shape[-2:]
         ch, cw = min(crop, h), min(crop, w)
         top, left = (h - ch) // 2, (w - cw) // 2
-        img = img[:, top:top + ch, left:left + cw].contiguous()
-        how += f", centre crop {ch}×{cw}"
+        if (ch, cw) != (h, w):
+            img = img[:, top:top + ch, left:left + cw].contiguous()
+            how += f", centre crop {ch}×{cw}"
     return img, how
 
 
@@ -314,13 +315,15 @@ def report(out: Path, md: Path | None, title: str, note: str) -> str:
             rs = [results[default][i] for i in ii]
             ours.append(statistics.mean(r["ema"] for r in rs))
             est = statistics.mean(255 * runs[i].meta["context"]["sigma_estimated"] for i in ii)
-            pub = f"{PUBLISHED[n]:.2f}" if kind == "cbm3d9" and n in PUBLISHED else "—"
+            cropped = "crop" in runs[ii[0]].meta["how"]
+            pub = "— (a crop)" if cropped else (f"{PUBLISHED[n]:.2f}" if kind == "cbm3d9" and n in PUBLISHED else "—")
             lines.append(f"| {n} | {'×'.join(map(str, runs[ii[0]].meta['shape'][1:]))} | {est:.1f} | "
                          f"{ours[-1]:.2f} | {statistics.mean(r['step'] for r in rs):.0f} | "
                          f"{_m([r['oracle'] for r in rs])} | {_m([r['oracle_output'] for r in rs])} | "
                          f"{_m([r['oracle'] - r['ema'] for r in rs])} | {pub} |")
-        pub_mean = f"{PUBLISHED_MEAN:.2f}" if kind == "cbm3d9" and len(names) == 9 else (
-            f"{statistics.mean(PUBLISHED[n] for n in names):.2f} (these images)" if kind == "cbm3d9" else "—")
+        pub_mean = "—" if kind != "cbm3d9" or any("crop" in runs[i].meta["how"] for i in idx) else (
+            f"{PUBLISHED_MEAN:.2f}" if len(names) == 9 else
+            f"{statistics.mean(PUBLISHED[n] for n in names):.2f} (these {len(names)} images)")
         lines += [f"| **mean** | | | **{statistics.mean(ours):.2f}** | | | | | {pub_mean} |", ""]
     text = "\n".join(lines) + "\n"
     if md is not None:
