@@ -24,7 +24,7 @@ import torch
 
 from ..errors import DipscopeError
 from . import ops
-from .spec import Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, concat_weights
+from .spec import Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, concat_weights, out_width
 
 MAX_POSITIONS = 4096
 
@@ -54,8 +54,6 @@ def _shape(spec: GPSpec, shape: int | tuple[int, ...]) -> tuple[int, ...]:
 
 def _propagate(layers: tuple[Layer, ...], K: torch.Tensor, shape: tuple[int, ...], signal: tuple[int, ...],
                width: float) -> tuple[torch.Tensor, tuple[int, ...]]:
-    from .spec import out_width
-
     for layer in layers:
         if isinstance(layer, Conv):
             K, shape = ops.conv(K, shape, layer.size, layer.stride, layer.pad, layer.sigma_w2, layer.sigma_b2)
@@ -140,8 +138,6 @@ def stationary_kernel(spec: GPSpec, shape: int | tuple[int, ...]) -> torch.Tenso
 
 def _stationary(layers: tuple[Layer, ...], k: torch.Tensor, shape: tuple[int, ...], width: float,
                 signal: tuple[int, ...] | None = None) -> torch.Tensor:
-    from .spec import out_width
-
     d = len(shape)
     signal = signal or shape
     for layer in layers:

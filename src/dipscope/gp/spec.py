@@ -247,6 +247,6 @@ def from_skip(spec: "SkipSpec", dims: int = 1, sigma_w2: float = 2.0, sigma_b2: 
 
     layers = level(0) + (Conv(1, 1, pad, sigma_w2, b2, channels=1),)
     return GPSpec(layers, dims=dims, input=input, input_sigma=input_sigma,
-                  input_width=(spec.in_channels or 1) / c0 if spec.in_channels else 1.0,
+                  input_width=spec.in_channels / c0 if spec.in_channels else 1.0,
                   name=f"skip-{n}-{ups[0]}")
 
