@@ -47,6 +47,7 @@ ERR_LAG = 16  # the max |Δc| is reported over τ ≤ 16, as in the tests
 class GPPriorConfig:
     profile: str = "cpu"
     seed: int = 0
+    monte_carlo: bool = True  # False: the analytic kernels only (seconds); MC columns are "–"
 
 
 def encoder_decoder(levels: int, upsample: str, batchnorm: bool = False, filter_size: int = 3) -> gp.GPSpec:
@@ -71,11 +72,14 @@ def _measure(spec: gp.GPSpec, n: int, s: dict[str, Any], seed: int, mc: bool = T
         full_mc = m.c()
         out |= {"c_mc": full_mc[: s["lag"] + 1], "half_width_mc": gp.half_width(full_mc),
                 "err": float(np.abs(full_mc - full)[: ERR_LAG + 1].max()), "se": float(m.standard_error().max())}
+    else:
+        out |= {"c_mc": np.full_like(c, np.nan), "half_width_mc": float("nan"), "err": float("nan"),
+                "se": float("nan")}
     return out
 
 
-def _fmt(x: float) -> str:
-    return "–" if x != x else f"{x:.2f}"
+def _fmt(x: float, digits: int = 2) -> str:
+    return "–" if x != x else f"{x:.{digits}f}"
 
 
 def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
@@ -86,7 +90,7 @@ def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         for sigma in s["sigmas"]:
             for depth in s["depths"]:
                 spec = gp.conv_relu(depth, input="smooth" if sigma else "white", input_sigma=float(sigma))
-                r = _measure(spec, s["n"], s, cfg.seed)
+                r = _measure(spec, s["n"], s, cfg.seed, cfg.monte_carlo)
                 res[(sigma, depth)] = r
                 rows.append({"sigma": sigma, "depth": depth, "half_width": r["half_width"],
                              "half_width_mc": r["half_width_mc"], "floor": r["floor"], "max_abs_dc": r["err"],
@@ -112,18 +116,19 @@ def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         plt.close(fig)
         return {"rows": rows}
 
-    return Task("a-conv-relu", work, {"part": "a", **s, "seed": cfg.seed})
+    return Task("a-conv-relu", work, {"part": "a", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
 def _task_b(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     def work(d: Path) -> dict[str, Any]:
         import matplotlib.pyplot as plt
 
-        n = max(s["n"], 2 ** max(s["levels"]) * 4)
+        n = max(s["n"], 2 ** max(s["levels"]) * 8)  # the deepest map keeps ≥ 8 samples
         rows, res = [], {}
         for mode in ("linear", "nearest"):
             for L in s["levels"]:
-                r = _measure(encoder_decoder(L, "bilinear" if mode == "linear" else "nearest"), n, s, cfg.seed)
+                r = _measure(encoder_decoder(L, "bilinear" if mode == "linear" else "nearest"), n, s, cfg.seed,
+                             cfg.monte_carlo)
                 bn = _measure(encoder_decoder(L, "bilinear" if mode == "linear" else "nearest", True), n, s,
                               cfg.seed, mc=False)
                 res[(mode, L)] = r
@@ -171,7 +176,7 @@ def _task_b(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         plt.close(fig)
         return {"rows": rows, "n": n}
 
-    return Task("b-encoder-decoder", work, {"part": "b", **s, "seed": cfg.seed})
+    return Task("b-encoder-decoder", work, {"part": "b", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
 def _task_c(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
@@ -202,7 +207,7 @@ def _task_c(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         np.savez(d / "samples.npz", **arrays)
         return {"settings": list(settings)}
 
-    return Task("c-samples", work, {"part": "c", **s, "seed": cfg.seed})
+    return Task("c-samples", work, {"part": "c", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
 def special_cases(n: int, levels: int = 5) -> dict[str, gp.GPSpec]:
@@ -247,7 +252,7 @@ def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         plt.close(fig)
         return {"rows": rows}
 
-    return Task("d-special-cases", work, {"part": "d", **s, "seed": cfg.seed})
+    return Task("d-special-cases", work, {"part": "d", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
 def run(cfg: GPPriorConfig, out: Path, force: bool = False) -> str:
@@ -261,18 +266,19 @@ def run(cfg: GPPriorConfig, out: Path, force: bool = False) -> str:
     b = res["b-encoder-decoder"]["rows"]
     dd = res["d-special-cases"]["rows"]
     text = (f"# gp-prior: DIP at initialisation as a Gaussian process ({cfg.profile} profile)\n\n"
-            f"MC: {s['samples']} random networks of width {s['width']} (seed {cfg.seed}); max |Δc| over τ ≤ {ERR_LAG}; "
-            "half-width = lag where c(τ) falls halfway from 1 to its floor (min of c over τ ≤ n/2); "
+            + (f"MC: {s['samples']} random networks of width {s['width']} (seed {cfg.seed}); max |Δc| over τ ≤ {ERR_LAG}; "
+               if cfg.monte_carlo else "Analytic kernels only (no Monte Carlo); ")
+            + "half-width = lag where c(τ) falls halfway from 1 to its floor (min of c over τ ≤ n/2); "
             "low share = share of the non-DC power at ω ≤ 0.1 cycles/sample (white noise: ≈ 0.2).\n\n"
             f"## (a) conv-ReLU, 3-tap, smoothed input (n = {s['n']})\n\n"
             + markdown_table(["σ", "d", "half-width GP", "half-width MC", "floor", "max |Δc|", "SE"],
                              [[r["sigma"], r["depth"], _fmt(r["half_width"]), _fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", f"{r['max_abs_dc']:.4f}", f"{r['se']:.4f}"] for r in a])
+                               f"{r['floor']:.3f}", _fmt(r["max_abs_dc"], 4), _fmt(r["se"], 4)] for r in a])
             + f"\n## (b) encoder-decoder, white input (n = {res['b-encoder-decoder']['n']})\n\n"
             + markdown_table(["upsampling", "L", "half-width GP", "half-width MC", "floor", "low share (ω ≤ 0.1)",
                               "max |Δc|", "SE", "half-width GP+BN", "floor GP+BN"],
                              [[r["upsample"], r["levels"], _fmt(r["half_width"]), _fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", f"{r['low_share']:.3f}", f"{r['max_abs_dc']:.4f}", f"{r['se']:.4f}",
+                               f"{r['floor']:.3f}", f"{r['low_share']:.3f}", _fmt(r["max_abs_dc"], 4), _fmt(r["se"], 4),
                                _fmt(r["half_width_bn"]), f"{r['floor_bn']:.3f}"] for r in b])
             + "\n## (d) special cases (NNGP only)\n\n"
             + markdown_table(["model", "c(1)", "c(8)", "floor", "half-width", "low share (ω ≤ 0.1)"],
