@@ -180,6 +180,63 @@ class Profile(str, Enum):
 IMAGES_HELP = "Image files, or set:NAME for a named data set (cbm3d9, barbara, triangle) from --data-dir."
 
 
+class ExecutorName(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class RayStorage(str, Enum):
+    shared = "shared"
+    driver = "driver"
+
+
+# The executor options every experiment command takes (see dipscope.executors).
+def _opt_executor():
+    return typer.Option(ExecutorName.local, "--executor", help="local (here, one task after the other) or ray "
+                        "(each task a Ray task; needs Ray: the dipscope ray extra).", rich_help_panel="Executor")
+
+
+def _opt_retries():
+    return typer.Option(1, "--retries", help="Retry a failed task this many times, then report it.",
+                        rich_help_panel="Executor")
+
+
+def _opt_threads():
+    return typer.Option(None, "--threads", help="Torch threads in every task (default: --cpus-per-task under "
+                        "ray, all cores locally); the same value gives the same numbers on both executors.",
+                        rich_help_panel="Executor")
+
+
+def _opt_ray_address():
+    return typer.Option(None, "--ray-address", help="auto (the cluster this node belongs to) or ray://HOST:10001; "
+                        "default: start a local Ray instance.", rich_help_panel="Executor")
+
+
+def _opt_cpus():
+    return typer.Option(1.0, "--cpus-per-task", help="CPUs each Ray task asks for.", rich_help_panel="Executor")
+
+
+def _opt_gpus():
+    return typer.Option(0.0, "--gpus-per-task", help="GPUs each Ray task asks for (fractions share a GPU).",
+                        rich_help_panel="Executor")
+
+
+def _opt_storage():
+    return typer.Option(RayStorage.shared, "--ray-storage", help="shared: tasks write the run directories "
+                        "(--out must be on a file system every node sees); driver: tasks return their files and "
+                        "this process writes them.", rich_help_panel="Executor")
+
+
+def _executor_options(executor: ExecutorName, retries: int, threads: Optional[int], ray_address: Optional[str],
+                      cpus_per_task: float, gpus_per_task: float, ray_storage: RayStorage):
+    from .executors import ExecutorOptions
+
+    options = ExecutorOptions(name=executor.value, retries=retries, threads=threads, ray_address=ray_address,
+                              cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, storage=ray_storage.value)
+    options.check()  # an unknown value, or Ray missing, fails here before any work
+    return options
+
+
 @experiment_app.command("bias")
 def experiment_bias(
     images: list[str] = typer.Argument(..., help=IMAGES_HELP),
@@ -193,13 +250,21 @@ def experiment_bias(
     data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+    executor: ExecutorName = _opt_executor(),
+    retries: int = _opt_retries(),
+    threads: Optional[int] = _opt_threads(),
+    ray_address: Optional[str] = _opt_ray_address(),
+    cpus_per_task: float = _opt_cpus(),
+    gpus_per_task: float = _opt_gpus(),
+    ray_storage: RayStorage = _opt_storage(),
 ) -> None:
     """Claim 1: per-band error over the fit of clean images; Spearman ρ of band vs learning time."""
     from .experiments.bias import BiasConfig, run
 
     cfg = BiasConfig(images=images, models=model, profile=profile.value, bands=bands, tau=tau, factor=factor,
                      resize=resize, data_dir=data_dir, device=device)
-    print(run(cfg, out, force=force))
+    print(run(cfg, out, force=force, executor=_executor_options(executor, retries, threads, ray_address,
+                                                                cpus_per_task, gpus_per_task, ray_storage)))
 
 
 @experiment_app.command("trajectory")
@@ -215,6 +280,13 @@ def experiment_trajectory(
     data_dir: Optional[str] = typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     force: bool = typer.Option(False, "--force", help="Redo finished tasks."),
+    executor: ExecutorName = _opt_executor(),
+    retries: int = _opt_retries(),
+    threads: Optional[int] = _opt_threads(),
+    ray_address: Optional[str] = _opt_ray_address(),
+    cpus_per_task: float = _opt_cpus(),
+    gpus_per_task: float = _opt_gpus(),
+    ray_storage: RayStorage = _opt_storage(),
 ) -> None:
     """Claim 2: distance between two runs over the fit; convergence points; peak vs pattern amount."""
     from .experiments.trajectory import TrajectoryConfig, run
@@ -223,7 +295,8 @@ def experiment_trajectory(
         raise DipscopeError("--runs must be at least 2")
     cfg = TrajectoryConfig(images=images, model=model, profile=profile.value, runs=runs, steps=steps,
                            channels=channels, smooth=smooth, data_dir=data_dir, device=device)
-    print(run(cfg, out, force=force))
+    print(run(cfg, out, force=force, executor=_executor_options(executor, retries, threads, ray_address,
+                                                                cpus_per_task, gpus_per_task, ray_storage)))
 
 
 @experiment_app.command("lowfreq-noise")
@@ -318,6 +391,13 @@ def experiment_denoise_table(
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     precision: Precision = typer.Option(Precision.auto, help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64."),
     force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+    executor: ExecutorName = _opt_executor(),
+    retries: int = _opt_retries(),
+    threads: Optional[int] = _opt_threads(),
+    ray_address: Optional[str] = _opt_ray_address(),
+    cpus_per_task: float = _opt_cpus(),
+    gpus_per_task: float = _opt_gpus(),
+    ray_storage: RayStorage = _opt_storage(),
 ) -> None:
     """Claim 3: best PSNR of DIP, DIP-Linear and ReLUNet on noisy images, beside the published table."""
     from .experiments.denoise_table import TableConfig, run
@@ -326,7 +406,9 @@ def experiment_denoise_table(
                       factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
                       profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
                       data_dir=data_dir, device=device, precision=precision.value)
-    print(run(cfg, out, force=force, report_only=report_only))
+    print(run(cfg, out, force=force, report_only=report_only,
+              executor=_executor_options(executor, retries, threads, ray_address, cpus_per_task, gpus_per_task,
+                                         ray_storage)))
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Named test sets (cbm3d9, barbara, triangle).")

@@ -20,6 +20,7 @@ import torch
 
 from .. import spectral
 from ..errors import DipscopeError
+from ..executors import ExecutorOptions
 from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
@@ -82,13 +83,14 @@ def _task(name: str, image: torch.Tensor, model: str, cfg: BiasConfig) -> Task:
                                           "resize": cfg.resize})
 
 
-def run(cfg: BiasConfig, out: Path, force: bool = False) -> str:
+def run(cfg: BiasConfig, out: Path, force: bool = False,
+        executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv``; return the Markdown."""
     if cfg.bands < 2:
         raise DipscopeError("--bands must be at least 2 to rank bands")
     images = load_inputs(cfg.images, cfg.data_dir, cfg.factor, cfg.resize)
     tasks = [_task(name, image, model, cfg) for model in cfg.models for name, image in images.items()]
-    summaries = run_tasks(tasks, out, force=force)
+    summaries = run_tasks(tasks, out, force=force, executor=executor)
     rows, csv_rows = [], []
     for task in tasks:
         s = summaries[task.key]

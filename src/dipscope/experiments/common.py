@@ -2,7 +2,8 @@
 
 An experiment expands into independent *tasks* (one fit, or one group of fits, each with its
 own run directory under the experiment's output directory). :func:`run_tasks` skips tasks
-whose directory is complete, writes each new one atomically (a killed sweep leaves no
+whose directory is complete, hands the others to an executor (:mod:`dipscope.executors`:
+here, or on a Ray cluster), writes each new directory atomically (a killed sweep leaves no
 directory that looks finished), and returns every task's summary.
 """
 
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import DipscopeError
+from ..executors import Counter, ExecutorOptions, schedule
 from ..fit import FitConfig
 from ..models import LinearSpec, ModelSpec, ReLUNetSpec, SkipSpec, spec_to_dict
 from ..presets import preset
-from ..rundir import RUN_FILE, RunWriter, _jsonable, is_complete, run_record, write_json
+from ..rundir import RUN_FILE, _jsonable, is_complete
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -83,11 +85,23 @@ def require_complete(*results: Any) -> None:
 
 
 def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
-              progress: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    """Run the tasks not already complete under ``out``; return every task's summary."""
+              progress: Callable[[str], None] = print, executor: ExecutorOptions | None = None,
+              on_done: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the tasks not already complete under ``out``; return every task's summary.
+
+    ``executor`` chooses who runs them (default: here, one after the other; see
+    :mod:`dipscope.executors`); ``on_done(key, summary)`` is called here as each new task
+    finishes (e.g. to rewrite a partial table). Finished run directories with other settings
+    are refused before any work starts. Tasks that still fail after their retries raise
+    :class:`~dipscope.executors.TasksFailed` once all the others have finished.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    keys = [task.key for task in tasks]
+    if len(set(keys)) != len(keys):
+        raise DipscopeError("two tasks share a run directory: " + ", ".join(sorted({k for k in keys if keys.count(k) > 1})))
     summaries: dict[str, dict[str, Any]] = {}
-    for i, task in enumerate(tasks, 1):
+    todo: list[Task] = []
+    for task in tasks:
         directory = out / task.key
         if is_complete(directory) and not force:
             record = json.loads((directory / RUN_FILE).read_text())
@@ -95,16 +109,16 @@ def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
                 raise DipscopeError(f"{directory} holds a finished run with other settings; "
                                     "pass --force to redo it or choose another --out")
             summaries[task.key] = record["summary"]
-            progress(f"[{i}/{len(tasks)}] {task.key}: done already, skipped")
-            continue
-        writer = RunWriter(directory, force=True)
-        with writer as tmp:
-            summary = task.work(tmp)
-            write_json(tmp / RUN_FILE, run_record(task=task.key, config=task.config, summary=summary))
-            writer.commit()
-        summaries[task.key] = summary
-        progress(f"[{i}/{len(tasks)}] {task.key}: finished")
-    return summaries
+        else:
+            todo.append(task)
+    counter = Counter(len(tasks), progress)
+    for task in tasks:
+        if task.key in summaries:
+            counter.finished += 1
+            counter.say(task.key, "done already, skipped")
+    if todo:
+        summaries.update(schedule(todo, out, executor or ExecutorOptions(), counter, on_done))
+    return {key: summaries[key] for key in keys}
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -30,6 +30,7 @@ import torch
 
 from ..degrade import RESIZES, denoising_pair
 from ..errors import DipscopeError
+from ..executors import ExecutorOptions, TasksFailed
 from ..fit import Callback, FitState, fit
 from ..images import write_image
 from ..metrics import psnr
@@ -172,10 +173,13 @@ def tasks_of(cfg: TableConfig, pairs: Mapping[str, tuple[torch.Tensor, torch.Ten
             for model in cfg.models for name, (clean, noisy) in pairs.items() for r in range(cfg.runs)]
 
 
-def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = False) -> str:
+def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = False,
+        executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the sweep; after each finished run rewrite ``table.md``/``table.csv``.
 
-    ``report_only`` runs nothing and builds the table from the finished runs under ``out``.
+    ``report_only`` runs nothing and builds the table from the finished runs under ``out``;
+    ``executor`` chooses who runs the fits (default: here, one after the other). If some runs
+    fail after their retries, the table of the others is written before the error is raised.
     """
     cfg.validate()
     pairs = prepare(cfg)
@@ -186,9 +190,11 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
         write_image(inputs / f"{name}-clean.png", clean)
         write_image(inputs / f"{name}-noisy.png", noisy)
     if not report_only:
-        for i, task in enumerate(tasks, 1):
-            run_tasks([task], out, force=force, progress=lambda m, i=i: print(m.replace("[1/1]", f"[{i}/{len(tasks)}]")))
+        try:
+            run_tasks(tasks, out, force=force, executor=executor, on_done=lambda key, summary: write_report(cfg, out, tasks))
+        except TasksFailed:
             write_report(cfg, out, tasks)
+            raise
     return write_report(cfg, out, tasks)
 
 

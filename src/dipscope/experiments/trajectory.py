@@ -24,6 +24,7 @@ import torch
 
 from .. import spectral
 from ..errors import DipscopeError
+from ..executors import ExecutorOptions
 from ..degrade import pattern_image
 from ..fit import fit_runs
 from ..images import write_image
@@ -163,11 +164,12 @@ def pattern_fraction(name: str) -> float | None:
         return None
 
 
-def run(cfg: TrajectoryConfig, out: Path, force: bool = False) -> str:
+def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
+        executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``, ``summary.csv`` and ``distance.png``."""
     images = _inputs(cfg)
     tasks = [_task(name, image, cfg) for name, image in images.items()]
-    summaries = run_tasks(tasks, out, force=force)
+    summaries = run_tasks(tasks, out, force=force, executor=executor)
     rows, csv_rows, xs, ys, marks = [], [], {}, {}, {}
     for task in tasks:
         s = summaries[task.key]
