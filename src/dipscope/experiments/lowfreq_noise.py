@@ -190,7 +190,9 @@ class BandFitObserver(Callback):
         for k, m in self.bands.items():
             e = self.energy[k]
             r_res, r_err = float((res * m).sum()), float((err * m).sum())
-            row[f"{k}/noise_left"] = r_res / e["noise"] if e["noise"] > 0 else math.nan
+            # a band the noise does not reach (e.g. the texture band for low-frequency noise): undefined
+            noisy_band = e["noise"] > 1e-9 * max(e["target"], 1e-300)
+            row[f"{k}/noise_left"] = r_res / e["noise"] if noisy_band else math.nan
             row[f"{k}/error_clean"] = r_err / e["clean"] if e["clean"] > 0 else math.nan
             row[f"{k}/error_target"] = r_res / e["target"] if e["target"] > 0 else math.nan
         self.rows.append(row)
@@ -345,7 +347,6 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
                         | {"texture_low": s["texture_band"][0], "texture_peak": s["texture_band"][1],
                            "texture_high": s["texture_band"][2],
                            "noise_left_noise_band": s["final_noise_left"]["noise"],
-                           "noise_left_texture_band": s["final_noise_left"]["texture"],
                            "noise_left_all": s["final_noise_left"]["all"]})
     write_csv(out / "summary.csv", csv_rows)
     gains = []
@@ -461,6 +462,7 @@ def plot_bandfit(out: Path, name: str, keys: Sequence[str], summaries: dict[str,
     for ax, what in zip(axes, ["noise energy left unfitted, 0 < r ≤ f_c", "texture band: relative error vs target"]):
         ax.axhline(tau, color="k", lw=0.8, ls=":", label=f"τ = {tau}")
         ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
         ax.set_xlabel("step")
         ax.set_ylabel(what)
         ax.legend(fontsize=7)
