@@ -112,6 +112,11 @@ def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, 
     if logx:
         ax.set_xscale("symlog", linthresh=10)
     ax.set_xlabel(xlabel)
+    _finish(fig, ax, path, title, ylabel)
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, path: str | Path, title: str, ylabel: str) -> None:
+    """Label, add the legend, save as PNG and close."""
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)
@@ -130,9 +135,4 @@ def bars(labels: Sequence[str], groups: Mapping[str, Sequence[float]], path: str
         rects = ax.bar(x + (i - (len(groups) - 1) / 2) * width, values, width, label=name)
         ax.bar_label(rects, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, labels)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path, title, ylabel)

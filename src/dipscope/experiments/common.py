@@ -121,6 +121,14 @@ def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     return {key: summaries[key] for key in keys}
 
 
+def crop_side(crop: int | None, profile: str) -> int | None:
+    """Side of the square crop of an experiment's input: ``crop`` if given (0 = none), else
+    64 for the ``smoke`` profile, 128 for ``cpu`` and none (the whole image) for ``paper``."""
+    if crop is not None:
+        return crop if crop > 0 else None
+    return {"smoke": 64, "cpu": 128}.get(profile)
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -43,7 +43,7 @@ from ..metrics import psnr
 from ..observers import SpectralObserver
 from ..plots import band_heatmap, curves
 from ..rundir import write_csv
-from .common import Task, describe, markdown_table, model_choice, require_complete, run_tasks
+from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
 
 NOISES = ("lowfreq", "white")
 # Barbara's scarf (stripes near 0.27 cycles/pixel): the crop window is centred here (row, column).
@@ -71,10 +71,7 @@ class LowFreqConfig:
 
     @property
     def crop_side(self) -> int | None:
-        """Side of the square crop: 64 (smoke), 128 (cpu), none (paper: the whole image)."""
-        if self.crop is not None:
-            return self.crop if self.crop > 0 else None
-        return {"smoke": 64, "cpu": 128}.get(self.profile)
+        return crop_side(self.crop, self.profile)
 
 
 # --------------------------------------------------------------------------------------------

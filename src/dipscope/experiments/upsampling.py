@@ -42,7 +42,7 @@ from ..metrics import psnr
 from ..models import SkipSpec, count_parameters
 from ..observers import SpectralObserver
 from ..rundir import write_csv
-from .common import Task, describe, markdown_table, model_choice, require_complete, run_tasks
+from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
 from .lowfreq_noise import BARBARA_CENTRE, SnapshotSaver, _fmt, _load_snapshots, crop_square
 
 MODES = ("nearest", "bilinear", "transposed")
@@ -71,9 +71,7 @@ class UpsamplingConfig:
 
     @property
     def crop_side(self) -> int | None:
-        if self.crop is not None:
-            return self.crop if self.crop > 0 else None
-        return {"smoke": 64, "cpu": 128}.get(self.profile)
+        return crop_side(self.crop, self.profile)
 
 
 def base_model(cfg: UpsamplingConfig):
