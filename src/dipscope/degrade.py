@@ -62,8 +62,19 @@ def downsample(image: torch.Tensor, factor: int, method: str = "antialias") -> t
 
 
 def quantize8(image: torch.Tensor) -> torch.Tensor:
-    """Round to 8 bits, as saving a PNG does: ``round(255·clip(x, 0, 1)) / 255``."""
-    return torch.round(image.float().clamp(0.0, 1.0) * 255.0) / 255.0
+    """Round to 8 bits, as saving a PNG does: ``round(255·clip(x, 0, 1)) / 255``.
+
+    Exact ties are common: averaging 8-bit pixels (the ``study`` resize at even factors takes the
+    mean of 2×2 pixels) lands on ``k + 1/2`` or ``k + 1/4`` of the 0–255 scale. In float32 such a
+    value arrives a few 1e-5 above or below the tie, and which side depends on the summation
+    order — PyTorch's CPU interpolation differs between 1 and 2 threads — so a plain ``round``
+    made the clean reference depend on the thread count. The scaled value is therefore first
+    snapped to the 1/1024 grid (far coarser than float32 noise, far finer than the 1/4 steps of
+    the averages), then rounded half to even.
+    """
+    scaled = image.float().clamp(0.0, 1.0) * 255.0
+    snapped = torch.round(scaled * 1024.0) / 1024.0
+    return torch.round(snapped) / 255.0
 
 
 def denoising_pair(image: torch.Tensor, factor: int = 1, sigma: float = 25.0, *, resize: str = "antialias",
