@@ -239,6 +239,10 @@ for _lag in (100, 200, 300):
     VARIANTS[f"discrepancy-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "given")
     VARIANTS[f"spectral-lag {_lag}"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "estimated")
     VARIANTS[f"spectral-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "given")
+for _factor in (1.5, 2.0, 2.5):
+    VARIANTS[f"discrepancy-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "estimated")
+    VARIANTS[f"discrepancy-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "given")
+    VARIANTS[f"spectral-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "estimated")
 
 
 class _Final(S.Rule):

@@ -232,6 +232,20 @@ def test_delayed_rule_waits_its_lag_after_the_inner_rule(scene) -> None:
     assert S.make_rule("auto").name == S.DEFAULT_RULE == "discrepancy-lag"
 
 
+def test_scaled_rule_waits_in_proportion_to_the_inner_step(scene) -> None:
+    clean, noisy = scene
+    traj = lowpass_trajectory(noisy)
+    (fired, _), _, _ = observe_all(S.DiscrepancyRule(), noisy, traj, sigma=SIGMA)
+    for factor, delay in ((2.0, 0), (1.5, 100)):
+        rule = S.ScaledDiscrepancyRule(factor=factor, delay=delay)
+        (chosen, stopped), _, _ = observe_all(rule, noisy, traj, sigma=SIGMA)
+        target = factor * fired + delay
+        assert chosen == stopped and target <= chosen < target + EVERY
+    assert S.make_rule("spectral-scaled").factor == S.DEFAULT_FACTOR
+    with pytest.raises(S.DipscopeError, match="factor"):
+        S.Delayed(S.DiscrepancyRule(), 0, factor=0.5)
+
+
 def test_lag_is_dropped_without_an_ema(scene) -> None:
     clean, noisy = scene
     traj = lowpass_trajectory(noisy, steps=2000)

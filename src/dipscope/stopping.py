@@ -39,6 +39,9 @@ Rules (names for :func:`make_rule` and ``dipscope denoise --stop``):
 ``discrepancy-lag``, ``spectral-lag``
     Those two, then ``DEFAULT_LAG = 200`` more steps (:class:`Delayed`): made for returning the
     EMA of the outputs, which lags the outputs by about ``α / (1 − α) = 100`` steps.
+``discrepancy-scaled``, ``spectral-scaled``
+    Those two fire at step ``t``; stop at ``DEFAULT_FACTOR · t`` (= 2t): a wait that scales with
+    the fit's own pace (:class:`Delayed` with ``factor``).
 
 The default (``auto``) is ``discrepancy-lag`` with σ estimated from the noisy image, returning
 the EMA. It is *provisional*: it was chosen on 7 benchmark fits that were later withdrawn (made
@@ -514,12 +517,21 @@ class Delayed(Rule):
     averages the outputs of roughly the last ``1 / (1 − α)`` steps (mean lag ``α / (1 − α)``
     ≈ 100 steps at ``α = 0.99``), so the EMA that best represents the outputs around ``t`` is
     the one about ``delay = α / (1 − α)`` steps later.
+
+    With ``factor`` ≠ 1 the wait scales with the fit's own pace: stop at ``factor·t + delay``.
+    A fit that reaches the noise level late (low σ, a smooth image) also fits the remaining
+    detail slowly, so the best EMA lies further after ``t`` than for a fast fit (measured in
+    ``benchmarks/STOPPING.md``: the best fixed delay grew from 200 to 300 steps when σ fell from
+    50 to 15).
     """
 
-    def __init__(self, rule: Rule, delay: int = 100) -> None:
+    def __init__(self, rule: Rule, delay: int = 100, factor: float = 1.0) -> None:
+        if delay < 0 or factor < 1.0:
+            raise DipscopeError("a delayed rule needs delay ≥ 0 and factor ≥ 1")
         self.inner = rule
         self.delay = delay
-        self.name = f"{rule.name}+{delay}"
+        self.factor = factor
+        self.name = f"{rule.name}+{delay}" if factor == 1.0 else f"{rule.name}×{factor:g}+{delay}"
         self.needs = rule.needs
 
     def reset(self, context: Context) -> None:
@@ -531,13 +543,13 @@ class Delayed(Rule):
         self.candidate = self.last_step = obs.step
         if self.fired_at is None and self.inner.update(obs):
             self.fired_at = obs.step
-        if self.fired_at is not None and obs.step >= self.fired_at + self.delay:
+        if self.fired_at is not None and obs.step >= self.factor * self.fired_at + self.delay:
             self.stopped_at = obs.step
             return True
         return False
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "delay": self.delay, "inner": self.inner.describe()}
+        return {"name": self.name, "delay": self.delay, "factor": self.factor, "inner": self.inner.describe()}
 
 
 def crossing_band(context: Context, snr: float = 1.0) -> int:
@@ -573,9 +585,31 @@ class LaggedSpectralRule(Delayed):
         self.name = "spectral-lag"
 
 
+#: How much longer than its inner rule's step a ``-scaled`` rule fits (see :class:`Delayed`).
+DEFAULT_FACTOR = 2.0
+
+
+class ScaledDiscrepancyRule(Delayed):
+    """The discrepancy principle fires at step ``t``; stop at ``factor·t`` (+ ``delay``) and
+    return that step's image — a wait proportional to the fit's pace (:class:`Delayed`)."""
+
+    def __init__(self, tau: float = 1.0, factor: float = DEFAULT_FACTOR, delay: int = 0) -> None:
+        super().__init__(DiscrepancyRule(tau=tau), delay, factor)
+        self.name = "discrepancy-scaled"
+
+
+class ScaledSpectralRule(Delayed):
+    """The spectral rule fires at step ``t``; stop at ``factor·t`` (+ ``delay``) (:class:`Delayed`)."""
+
+    def __init__(self, snr: float = 1.0, tau: float = 1.0, factor: float = DEFAULT_FACTOR, delay: int = 0) -> None:
+        super().__init__(SpectralRule(snr=snr, tau=tau), delay, factor)
+        self.name = "spectral-scaled"
+
+
 RULES: dict[str, type[Rule]] = {
     "wmv": WMVRule, "emv": EMVRule, "shi": ShiRule, "discrepancy": DiscrepancyRule, "spectral": SpectralRule,
     "discrepancy-lag": LaggedDiscrepancyRule, "spectral-lag": LaggedSpectralRule,
+    "discrepancy-scaled": ScaledDiscrepancyRule, "spectral-scaled": ScaledSpectralRule,
 }
 #: What ``--stop auto`` uses (chosen on the benchmark, see ``benchmarks/STOPPING.md``).
 DEFAULT_RULE = "discrepancy-lag"
