@@ -243,6 +243,7 @@ for _factor in (1.5, 2.0, 2.5):
     VARIANTS[f"discrepancy-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "estimated")
     VARIANTS[f"discrepancy-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "given")
     VARIANTS[f"spectral-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "estimated")
+    VARIANTS[f"spectral-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "given")
 
 
 class _Final(S.Rule):

@@ -92,7 +92,7 @@ def denoise(
     preset: Preset = typer.Option(Preset.ulyanov2018, help="Settings of a reference implementation."),
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
     steps: Optional[int] = typer.Option(None, help="Maximum number of Adam steps (preset's default otherwise); the fit may stop earlier, see --stop."),
-    stop: str = typer.Option("auto", help="Early stopping: auto (the default rule), none (run all --steps), or a rule: wmv, emv, shi, discrepancy, spectral."),
+    stop: str = typer.Option("auto", help="Early stopping: auto (the default rule), none (run all --steps), or a rule: wmv, emv, shi, discrepancy, spectral, discrepancy-lag, spectral-lag, discrepancy-scaled, spectral-scaled."),
     stop_sigma: Optional[float] = typer.Option(None, help="Noise std (0–255) the stopping rule assumes; default: estimated from the noisy image."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (preset's default otherwise)."),
     levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
