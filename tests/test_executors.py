@@ -241,3 +241,37 @@ def test_ray_ctrl_c_cancels_queued_and_running_tasks(tmp_path: Path, ray_cluster
     assert not (out / "slow-1").exists() and not (out / "slow-2").exists()
     _no_partials(out)
     assert "interrupted: 1 finished, 0 failed, 2 cancelled or not started" in capsys.readouterr().out
+
+
+def _stubborn(directory: Path) -> dict[str, Any]:
+    import time
+
+    (directory / "half-written.txt").write_text("x")
+    for _ in range(600):
+        try:
+            time.sleep(0.1)
+        except KeyboardInterrupt:  # a task that never sees (or ignores) the cancel
+            pass
+    return {"value": "stubborn"}
+
+
+def test_ray_ctrl_c_kills_a_task_that_ignores_the_cancel(tmp_path: Path, ray_cluster, capsys, monkeypatch) -> None:
+    """A running task that does not stop on the interrupt is killed after the grace period, and
+    the driver removes the partial directory it could not remove itself."""
+    import time
+
+    from dipscope.executors import RayExecutor
+
+    def interrupt(key: str, summary: dict[str, Any]) -> None:
+        time.sleep(1.0)  # let the stubborn task create its partial directory
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RayExecutor, "GRACE_S", 1.0)
+    out = tmp_path / "out"
+    tasks = [Task("stubborn", _stubborn, {}), Task("quick", _ok(1), {})]
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(tasks, out, executor=ExecutorOptions(name="ray", threads=1), on_done=interrupt)
+    assert time.perf_counter() - start < 30
+    assert (out / "quick" / "run.json").is_file() and not (out / "stubborn").exists()
+    _no_partials(out)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import DipscopeError
-from .rundir import RUN_FILE, RunWriter, is_complete, run_record, write_json
+from .rundir import RUN_FILE, RunWriter, discard_partials, is_complete, run_record, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .experiments.common import Task
@@ -213,6 +213,8 @@ class RayExecutor:
                                  max_retries=0)(execute)
         self.refs: dict[Any, "Task"] = {}
 
+    GRACE_S = 10.0
+
     def submit(self, task: "Task") -> None:
         ref = self.remote.options(name=f"dipscope:{task.key}").remote(task, self.out, self.threads, self.command,
                                                                       self.info)
@@ -242,19 +244,27 @@ class RayExecutor:
         return len(self.refs)
 
     def cancel(self) -> None:
-        """Cancel queued and running tasks (a running one gets KeyboardInterrupt and leaves no
-        run directory); wait a little for them to clean up."""
+        """Cancel queued and running tasks so that none leaves a run directory behind.
+
+        A running task first gets ``KeyboardInterrupt`` and removes its own partial directory; a
+        task that has not stopped after :attr:`GRACE_S` (the interrupt can be lost while Ray is
+        still starting it) has its worker killed. Then the driver removes whatever partial
+        directory a killed or just-starting task left (shared storage)."""
         refs = list(self.refs)
-        for ref in refs:
+        for force in (False, True):
+            for ref in refs:
+                try:
+                    self.ray.cancel(ref, force=force)
+                except Exception:  # noqa: BLE001 - already finished
+                    pass
             try:
-                self.ray.cancel(ref)
-            except Exception:  # noqa: BLE001 - already finished
-                pass
-        if refs:
-            try:
-                self.ray.wait(refs, num_returns=len(refs), timeout=30)
+                _, refs = self.ray.wait(refs, num_returns=len(refs), timeout=self.GRACE_S)
             except Exception:  # noqa: BLE001
-                pass
+                break
+            if not refs:
+                break
+        for task in self.refs.values():
+            discard_partials(self.directory / task.key)
         self.refs.clear()
 
     def close(self) -> None:

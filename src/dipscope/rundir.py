@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import glob
 import hashlib
 import json
 import os
@@ -34,6 +35,19 @@ def sha256_file(path: str | Path) -> str:
 def is_complete(path: str | Path) -> bool:
     """A run directory is complete when its ``run.json`` exists (it is written last)."""
     return (Path(path) / RUN_FILE).is_file()
+
+
+def partial_prefix(out: Path) -> str:
+    """The name prefix of the temporary directories a :class:`RunWriter` for ``out`` makes."""
+    return f".{out.name}.partial-"
+
+
+def discard_partials(out: str | Path) -> None:
+    """Remove the temporary directories left next to ``out`` by interrupted writers of it."""
+    out = Path(out)
+    if out.parent.is_dir():
+        for tmp in out.parent.glob(f"{glob.escape(partial_prefix(out))}*"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class RunWriter:
@@ -62,10 +76,14 @@ class RunWriter:
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run directory is not
+        self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run directory is not
+        except BaseException:  # Ctrl-C here must not leave the directory behind
+            self.__exit__()
+            raise
         return self.tmp
 
     def commit(self) -> Path:
