@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from .errors import DipscopeError
 from .fit import Callback, FitState
+from .stopping import DEFAULT_RULE, RULES
 
 app = typer.Typer(
     add_completion=False,
@@ -92,7 +93,7 @@ def denoise(
     preset: Preset = typer.Option(Preset.ulyanov2018, help="Settings of a reference implementation."),
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
     steps: Optional[int] = typer.Option(None, help="Maximum number of Adam steps (preset's default otherwise); the fit may stop earlier, see --stop."),
-    stop: str = typer.Option("auto", help="Early stopping: auto (the default rule), none (run all --steps), or a rule: wmv, emv, shi, discrepancy, spectral, discrepancy-lag, spectral-lag, discrepancy-scaled, spectral-scaled."),
+    stop: str = typer.Option("auto", help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}), none (run all --steps), or a rule: {', '.join(RULES)}."),
     stop_sigma: Optional[float] = typer.Option(None, help="Noise std (0–255) the stopping rule assumes; default: estimated from the noisy image."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (preset's default otherwise)."),
     levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
@@ -108,7 +109,6 @@ def denoise(
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
     from .restore import DenoiseRequest, denoise as run_denoise, resolve
-    from .stopping import RULES
 
     if stop not in ("auto", "none", *RULES):
         raise DipscopeError(f"unknown --stop {stop!r}; choose auto, none or one of {', '.join(RULES)}")
