@@ -1,0 +1,89 @@
+"""The :class:`EarlyStopping` callback: a probe and a rule inside :func:`dipscope.fit.fit`,
+keeping the image of the rule's candidate step (:class:`Choice`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..fit import Callback, FitState
+from .rules import DEFAULT_RETURN_EMA, Delayed, Rule, make_rule
+from .signals import Context, Probe
+
+
+@dataclass
+class Choice:
+    """The image a stopping rule returns, and how it was chosen."""
+
+    rule: str
+    step: int
+    image: torch.Tensor
+    source: str  # "ema" or "output"
+    stopped_at: int | None
+    sigma: float
+    sigma_given: bool
+    output: torch.Tensor = field(repr=False, default=None)  # type: ignore[assignment]
+    ema: torch.Tensor | None = field(repr=False, default=None)
+
+    def summary(self) -> dict[str, Any]:
+        return {"rule": self.rule, "step": self.step, "source": self.source, "stopped_at": self.stopped_at,
+                "stopped_early": self.stopped_at is not None, "sigma_255": 255.0 * self.sigma,
+                "sigma_given": self.sigma_given}
+
+
+class EarlyStopping(Callback):
+    """Runs ``rule`` inside the fit; asks the loop to stop when the rule says so.
+
+    ``sigma`` (0–255 scale) is the noise level if known, else it is estimated from
+    ``target``. After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
+    step when ``return_ema`` and the fit keeps an EMA, else the raw output.
+    """
+
+    def __init__(self, rule: Rule | str, target: torch.Tensor, sigma: float | None = None,
+                 return_ema: bool = DEFAULT_RETURN_EMA, every: int = 1) -> None:
+        self.rule = make_rule(rule) if isinstance(rule, str) else rule
+        self.target = target
+        self.sigma = None if sigma is None else sigma / 255.0
+        self.return_ema = return_ema
+        self.every = every
+        self.choice: Choice | None = None
+
+    def on_start(self, state: FitState) -> None:
+        self.context = Context.from_target(self.target, self.sigma)
+        self.probe = Probe(self.target, self.context, needs=self.rule.needs)
+        self.rule.reset(self.context)
+        self._kept: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
+        self._stopped = False
+        self._first = True
+        self.choice = None
+
+    def observe(self, state: FitState) -> bool:
+        if self._stopped:
+            return True
+        if self._first:
+            self._first = False
+            if state.ema is None and isinstance(self.rule, Delayed):
+                self.rule.delay = 0  # the lag is for the EMA; without one there is nothing to wait for
+        obs = self.probe(state.step, state.output, state.ema, state.loss)
+        stop = self.rule.update(obs)
+        if self.rule.candidate == state.step:
+            ema = state.ema
+            self._kept = (state.step, state.output.detach().float().cpu().clone(),
+                          None if ema is None else ema.detach().float().cpu().clone())
+        self._stopped = bool(stop)
+        return self._stopped
+
+    def on_end(self, state: FitState) -> None:
+        if not self._stopped:
+            self.rule.finish()
+        if self._kept is None or (self.rule.candidate is None and self._kept[0] != state.step):
+            ema = state.ema
+            self._kept = (state.step, state.output.detach().float().cpu().clone(),
+                          None if ema is None else ema.detach().float().cpu().clone())
+        step, out, ema = self._kept
+        use_ema = self.return_ema and ema is not None
+        self.choice = Choice(rule=self.rule.name, step=step, image=ema if use_ema else out,
+                             source="ema" if use_ema else "output", stopped_at=self.rule.stopped_at,
+                             sigma=self.context.sigma, sigma_given=self.context.sigma_given, output=out, ema=ema)
