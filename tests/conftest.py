@@ -25,3 +25,22 @@ def textured_rgb() -> torch.Tensor:
 def textured_grey() -> torch.Tensor:
     """A 64×64 crop of 'camera' (the coat, tripod and grass)."""
     return _chw(data.camera()[300:364, 200:264])
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``cli(argv) -> (exit status, stdout, stderr)`` of ``dipscope argv``, run in this process."""
+    from dipscope.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+

@@ -9,18 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dipscope.cli import main
 from dipscope.images import write_image
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()
@@ -30,10 +19,10 @@ def image_file(tmp_path: Path, textured_rgb: torch.Tensor) -> Path:
     return path
 
 
-def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, capsys) -> None:
+def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, cli) -> None:
     out = tmp_path / "run"
-    code, stdout, _ = run(["denoise", str(image_file), "--out", str(out), "--steps", "20", "--levels", "3",
-                           "--device", "cpu", "--seed", "3"], capsys)
+    code, stdout, _ = cli(["denoise", str(image_file), "--out", str(out), "--steps", "20", "--levels", "3",
+                           "--device", "cpu", "--seed", "3"])
     assert code == 0, stdout
     for name in ["noisy.png", "final.png", "ema.png", "best.png", "metrics.csv", "losses.csv", "curves.png", "run.json"]:
         assert (out / name).is_file(), name
@@ -45,12 +34,12 @@ def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, capsys)
     assert "PSNR" in stdout
 
 
-def test_noisy_input_with_clean_reference(tmp_path: Path, image_file: Path, textured_rgb, capsys) -> None:
+def test_noisy_input_with_clean_reference(tmp_path: Path, image_file: Path, textured_rgb, cli) -> None:
     clean = tmp_path / "clean.png"
     write_image(clean, textured_rgb)
     out = tmp_path / "run"
-    code, _, err = run(["denoise", str(image_file), "--noisy", "--clean", str(clean), "--out", str(out),
-                        "--steps", "5", "--levels", "3", "--device", "cpu"], capsys)
+    code, _, err = cli(["denoise", str(image_file), "--noisy", "--clean", str(clean), "--out", str(out),
+                        "--steps", "5", "--levels", "3", "--device", "cpu"])
     assert code == 0, err
     assert json.loads((out / "run.json").read_text())["degradation"]["kind"] == "given"
 
@@ -61,53 +50,53 @@ def one_line_error(code: int, err: str, fragment: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], err
 
 
-def test_missing_path(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["denoise", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")], capsys)
+def test_missing_path(tmp_path: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")])
     one_line_error(code, err, "nope.png")
 
 
-def test_directory_and_unreadable_file(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["denoise", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+def test_directory_and_unreadable_file(tmp_path: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(tmp_path), "--out", str(tmp_path / "o")])
     one_line_error(code, err, str(tmp_path))
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"this is not a png")
-    code, _, err = run(["denoise", str(junk), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = cli(["denoise", str(junk), "--out", str(tmp_path / "o")])
     one_line_error(code, err, "junk.png")
 
 
-def test_one_pixel_and_too_small_images(tmp_path: Path, capsys) -> None:
+def test_one_pixel_and_too_small_images(tmp_path: Path, cli) -> None:
     tiny = tmp_path / "tiny.png"
     write_image(tiny, np.zeros((1, 1), np.float32))
-    code, _, err = run(["denoise", str(tiny), "--out", str(tmp_path / "o")], capsys)
+    code, _, err = cli(["denoise", str(tiny), "--out", str(tmp_path / "o")])
     one_line_error(code, err, "tiny.png")
     small = tmp_path / "small.png"
     write_image(small, torch.rand(3, 40, 40))
-    code, _, err = run(["denoise", str(small), "--out", str(tmp_path / "o"), "--device", "cpu"], capsys)
+    code, _, err = cli(["denoise", str(small), "--out", str(tmp_path / "o"), "--device", "cpu"])
     one_line_error(code, err, "64")
     assert not (tmp_path / "o").exists()
 
 
-def test_configuration_too_large_for_memory(tmp_path: Path, capsys) -> None:
+def test_configuration_too_large_for_memory(tmp_path: Path, cli) -> None:
     kodak = tmp_path / "kodak.png"
     write_image(kodak, torch.rand(3, 512, 768))
-    code, _, err = run(["denoise", str(kodak), "--out", str(tmp_path / "o"), "--model", "linear",
-                        "--width", "2048", "--device", "cpu"], capsys)
+    code, _, err = cli(["denoise", str(kodak), "--out", str(tmp_path / "o"), "--model", "linear",
+                        "--width", "2048", "--device", "cpu"])
     one_line_error(code, err, "GiB")
 
 
-def test_existing_output_is_never_lost(tmp_path: Path, image_file: Path, capsys) -> None:
+def test_existing_output_is_never_lost(tmp_path: Path, image_file: Path, cli) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    code, _, err = run(["denoise", str(image_file), "--out", str(out), "--steps", "2"], capsys)
+    code, _, err = cli(["denoise", str(image_file), "--out", str(out), "--steps", "2"])
     one_line_error(code, err, "--force")
     assert (out / "precious.txt").read_text() == "keep me"
 
 
-def test_conflicting_options(tmp_path: Path, image_file: Path, capsys) -> None:
-    code, _, err = run(["denoise", str(image_file), "--noisy", "--sigma", "10", "--out", str(tmp_path / "o")], capsys)
+def test_conflicting_options(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--noisy", "--sigma", "10", "--out", str(tmp_path / "o")])
     one_line_error(code, err, "--sigma")
-    code, _, err = run(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--device", "tpu"], capsys)
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--device", "tpu"])
     one_line_error(code, err, "tpu")
 
 
@@ -127,13 +116,13 @@ def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Pa
     assert (out / "final.png").is_file() and (out / "best.png").is_file()
 
 
-def test_usage_errors_exit_2_without_traceback(tmp_path: Path, image_file: Path, capsys) -> None:
-    code, _, err = run(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--model", "cnn"], capsys)
+def test_usage_errors_exit_2_without_traceback(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--model", "cnn"])
     assert code == 2 and "Traceback" not in err and "cnn" in err
 
 
-def test_demo_runs_and_writes_its_comparison(tmp_path: Path, capsys) -> None:
-    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--steps", "2"], capsys)
+def test_demo_runs_and_writes_its_comparison(tmp_path: Path, cli) -> None:
+    code, out, err = cli(["demo", "--out", str(tmp_path / "demo"), "--steps", "2"])
     assert code == 0, err
     assert (tmp_path / "demo" / "comparison.png").is_file() and "PSNR" in out
     assert not list(tmp_path.glob(".demo-clean.png"))

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dipscope import stopping as S
-from dipscope.cli import main
 from dipscope.fit import FitState
 from dipscope.images import write_image
 from dipscope.metrics import psnr
@@ -187,22 +186,12 @@ def make_name(rule: S.Rule) -> str:
     return rule.name
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textured_rgb, capsys) -> None:
+def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textured_rgb, cli) -> None:
     image = tmp_path / "astro.png"
     write_image(image, textured_rgb)
     out = tmp_path / "auto"
-    code, stdout, err = run_cli(["denoise", str(image), "--out", str(out), "--steps", "30", "--levels", "3",
-                                 "--device", "cpu"], capsys)
+    code, stdout, err = cli(["denoise", str(image), "--out", str(out), "--steps", "30", "--levels", "3",
+                             "--device", "cpu"])
     assert code == 0, err
     assert (out / "denoised.png").is_file() and (out / "final.png").is_file()
     record = json.loads((out / "run.json").read_text())
@@ -212,13 +201,13 @@ def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textur
     assert stop["denoised_psnr"] is not None and "denoised.png" in stdout
 
     out2 = tmp_path / "none"
-    code, stdout, err = run_cli(["denoise", str(image), "--out", str(out2), "--steps", "12", "--levels", "3",
-                                 "--device", "cpu", "--stop", "none"], capsys)
+    code, stdout, err = cli(["denoise", str(image), "--out", str(out2), "--steps", "12", "--levels", "3",
+                             "--device", "cpu", "--stop", "none"])
     assert code == 0, err
     stop = json.loads((out2 / "run.json").read_text())["stopping"]
     assert stop["rule"] is None and stop["step"] == 12 and (out2 / "denoised.png").is_file()
 
-    code, _, err = run_cli(["denoise", str(image), "--out", str(tmp_path / "bad"), "--stop", "oracle"], capsys)
+    code, _, err = cli(["denoise", str(image), "--out", str(tmp_path / "bad"), "--stop", "oracle"])
     assert code == 2 and "unknown --stop" in err
 
 
