@@ -50,6 +50,20 @@ def test_convergence_points_find_the_double_convergence() -> None:
     assert trajectory.convergence_points(np.linspace(1, 0, 10))["first_min"] is None
 
 
+def test_convergence_points_skip_plateaus_and_shallow_dips() -> None:
+    """A plateau on the way down is no minimum, and a dip that d barely climbs out of (the
+    jitter of the first steps) is not the first meeting point; the clear one after it is."""
+    falling_with_plateaus = np.array([100.0, 60, 30, 30, 30, 20, 10, 10, 5])
+    assert trajectory.convergence_points(falling_with_plateaus)["first_min"] is None
+    #                0    1   2   3   4   5   6   7   8   9  10  11
+    d = np.array([100.0, 50, 40, 41, 39, 30, 20, 35, 60, 45, 30, 25])
+    points = trajectory.convergence_points(d)
+    assert (points["first_min"], points["peak"], points["final_min"]) == (6, 8, 11)
+    assert trajectory.convergence_points(d, min_rise=0.0)["first_min"] == 2  # any rise counts
+    wiggle = np.array([100.0, 50, 20, 21, 10, 5])  # rises by 1 out of a fall of 80
+    assert trajectory.convergence_points(wiggle)["first_min"] is None
+
+
 def test_trajectory_smoke_on_generated_patterns(tmp_path: Path) -> None:
     cfg = trajectory.TrajectoryConfig(images=["pattern:0.2,0.8"], profile="smoke", device="cpu")
     text = trajectory.run(cfg, tmp_path / "out")

@@ -2,8 +2,9 @@
 
 Fit the same image from two seeds and record ``d(t) = ||x¹_t − x²_t||²`` (and its split over
 frequency bands). After a centred moving median over ``smooth`` snapshots, the *first meeting
-point* is the first local minimum of ``d``; the *peak* is the maximum after it; the *final
-approach* is the minimum after the peak. The study's claims, measured here: the first meeting
+point* is the first local minimum of ``d`` that ``d`` then clearly rises from
+(:func:`convergence_points`); the *peak* is the maximum after it; the *final approach* is the
+minimum after the peak. The study's claims, measured here: the first meeting
 point is a low-frequency version of the image, and the more high-frequency pattern the image
 holds, the higher the peak after it.
 
@@ -62,21 +63,41 @@ def smooth_median(d: np.ndarray, window: int) -> np.ndarray:
     return scipy.ndimage.median_filter(np.asarray(d, dtype=float), size=window, mode="nearest")
 
 
-def convergence_points(d: np.ndarray) -> dict[str, int | None]:
-    """Indices of the first local minimum, the peak after it and the minimum after that peak.
+#: How far ``d`` must rise after a minimum, relative to how far it fell to it from ``d[0]``,
+#: for the minimum to count as the first meeting point.
+MIN_RISE = 0.05
 
-    A local minimum is an index ``i > 0`` with ``d[i] < d[i−1]`` and ``d[i] ≤ d[i+1]`` (on a
-    plateau, its first index). None where the curve has no such point (e.g. it only falls).
+
+def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, int | None]:
+    """Indices of the first meeting point, the peak after it and the minimum after that peak.
+
+    The first meeting point is the first local minimum ``i`` — ``d`` falls into it and, after a
+    plateau at ``d[i]`` if any, rises — from which ``d`` climbs by at least
+    ``min_rise · (d[0] − d[i])`` before it falls below ``d[i]`` again. Shallower dips are the
+    jitter of the first Adam steps or of the median filter, not a meeting and parting of the two
+    runs; a plateau followed by a further fall is no minimum at all. The peak is the maximum of
+    ``d`` after the first meeting point, the final approach the minimum after the peak. All three
+    are None where ``d`` only falls (up to such dips): the runs then meet once.
     """
+    d = np.asarray(d, dtype=float)
     n = len(d)
-    first = next((i for i in range(1, n - 1) if d[i] < d[i - 1] and d[i] <= d[i + 1]), None)
-    if first is None:
-        return {"first_min": None, "peak": None, "final_min": None}
-    peak = first + int(np.argmax(d[first:]))
-    if peak == first:
-        return {"first_min": first, "peak": None, "final_min": None}
-    final = peak + int(np.argmin(d[peak:]))
-    return {"first_min": first, "peak": peak, "final_min": final}
+    i = 1
+    while i < n - 1:
+        if d[i] < d[i - 1]:
+            j = i
+            while j + 1 < n and d[j + 1] == d[i]:  # the plateau at d[i]
+                j += 1
+            if j + 1 < n and d[j + 1] > d[i]:
+                k = j + 1
+                while k < n and d[k] >= d[i]:
+                    k += 1
+                if d[j + 1:k].max() - d[i] >= min_rise * max(d[0] - d[i], 0.0):
+                    peak = i + int(np.argmax(d[i:]))
+                    return {"first_min": i, "peak": peak, "final_min": peak + int(np.argmin(d[peak:]))}
+            i = j + 1
+        else:
+            i += 1
+    return {"first_min": None, "peak": None, "final_min": None}
 
 
 def _inputs(cfg: TrajectoryConfig) -> dict[str, torch.Tensor]:
