@@ -60,8 +60,10 @@ def test_convergence_points_skip_plateaus_and_shallow_dips() -> None:
     points = trajectory.convergence_points(d)
     assert (points["first_min"], points["peak"], points["final_min"]) == (6, 8, 11)
     assert trajectory.convergence_points(d, min_rise=0.0)["first_min"] == 2  # any rise counts
-    wiggle = np.array([100.0, 50, 20, 21, 10, 5])  # rises by 1 out of a fall of 80
+    wiggle = np.array([100.0, 50, 20, 21, 10, 5])  # climbs 5 % above the minimum
     assert trajectory.convergence_points(wiggle)["first_min"] is None
+    late = np.array([100.0, 50, 20, 10, 30])  # still rising at the end: no final approach yet
+    assert trajectory.convergence_points(late) == {"first_min": 3, "peak": 4, "final_min": None}
 
 
 def test_trajectory_smoke_on_generated_patterns(tmp_path: Path) -> None:

@@ -63,21 +63,22 @@ def smooth_median(d: np.ndarray, window: int) -> np.ndarray:
     return scipy.ndimage.median_filter(np.asarray(d, dtype=float), size=window, mode="nearest")
 
 
-#: How far ``d`` must rise after a minimum, relative to how far it fell to it from ``d[0]``,
-#: for the minimum to count as the first meeting point.
-MIN_RISE = 0.05
+#: How far ``d`` must climb above a minimum, relative to the minimum, for it to count as the
+#: first meeting point (0.25: to 1.25 times the minimum).
+MIN_RISE = 0.25
 
 
 def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, int | None]:
     """Indices of the first meeting point, the peak after it and the minimum after that peak.
 
     The first meeting point is the first local minimum ``i`` — ``d`` falls into it and, after a
-    plateau at ``d[i]`` if any, rises — from which ``d`` climbs by at least
-    ``min_rise · (d[0] − d[i])`` before it falls below ``d[i]`` again. Shallower dips are the
+    plateau at ``d[i]`` if any, rises — from which ``d`` climbs to at least
+    ``(1 + min_rise) · d[i]`` before it falls below ``d[i]`` again. Shallower dips are the
     jitter of the first Adam steps or of the median filter, not a meeting and parting of the two
     runs; a plateau followed by a further fall is no minimum at all. The peak is the maximum of
-    ``d`` after the first meeting point, the final approach the minimum after the peak. All three
-    are None where ``d`` only falls (up to such dips): the runs then meet once.
+    ``d`` after the first meeting point; the final approach is the minimum after the peak (None
+    while ``d`` is still rising at the last step). All three are None where ``d`` only falls (up
+    to such dips): within the steps run, the runs meet once.
     """
     d = np.asarray(d, dtype=float)
     n = len(d)
@@ -91,9 +92,10 @@ def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, i
                 k = j + 1
                 while k < n and d[k] >= d[i]:
                     k += 1
-                if d[j + 1:k].max() - d[i] >= min_rise * max(d[0] - d[i], 0.0):
+                if d[j + 1:k].max() >= (1.0 + min_rise) * d[i]:
                     peak = i + int(np.argmax(d[i:]))
-                    return {"first_min": i, "peak": peak, "final_min": peak + int(np.argmin(d[peak:]))}
+                    final = peak + int(np.argmin(d[peak:])) if peak < n - 1 else None
+                    return {"first_min": i, "peak": peak, "final_min": final}
             i = j + 1
         else:
             i += 1
