@@ -50,6 +50,12 @@ def test_convergence_points_find_the_double_convergence() -> None:
     assert trajectory.convergence_points(np.linspace(1, 0, 10))["first_min"] is None
 
 
+def test_smooth_median_does_not_let_an_edge_spike_through() -> None:
+    d = np.array([5.0, 4, 3, 2, 2, 2, 2, 30])  # one spike, in the last snapshot
+    smoothed = trajectory.smooth_median(d, 5)
+    assert smoothed[-1] == 2.0 and smoothed[3] == 2.0 and smoothed[0] == 4.0
+
+
 def test_convergence_points_skip_plateaus_and_shallow_dips() -> None:
     """A plateau on the way down is no minimum, and a dip that d barely climbs out of (the
     jitter of the first steps) is not the first meeting point; the clear one after it is."""
