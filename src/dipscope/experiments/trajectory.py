@@ -1,10 +1,9 @@
 """Claim 2 — two DIP runs from different seeds "converge twice".
 
 Fit the same image from two seeds and record ``d(t) = ||x¹_t − x²_t||²`` (and its split over
-frequency bands). After a centred moving median over ``smooth`` snapshots of the trained steps
-(``d`` at step 0, the distance between the two initialisations, is kept as it is), the *first
-meeting point* is the first local minimum of ``d`` that ``d`` then clearly rises from
-(:func:`convergence_points`); the *peak* is the maximum after it; the *final approach* is the
+frequency bands). After a centred moving median over ``smooth`` snapshots
+(:func:`smooth_median`), the *first meeting point* is the first local minimum of ``d`` that ``d``
+then clearly rises from (:func:`convergence_points`); the *peak* is the maximum after it; the *final approach* is the
 minimum after the peak. The study's claims, measured here: the first meeting point is a
 low-frequency version of the image, and the more high-frequency pattern the image holds, the
 higher the peak after it.
@@ -58,14 +57,18 @@ class TrajectoryConfig:
 
 
 def smooth_median(d: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving median over ``window`` snapshots; near the ends, over the snapshots the
-    window still holds (no padding: a spike in the last snapshot stays one sample of three,
-    where repeating the edge value would make it the median)."""
+    """Centred moving median over ``window`` snapshots.
+
+    Before the first snapshot the window sees ``d[0]`` repeated (before any step, the two runs
+    are where they started); near the last it holds only the snapshots there are (the future is
+    unknown: repeating the last value would let a spike in the last snapshot become the median).
+    """
     d = np.asarray(d, dtype=float)
     if window <= 1:
         return d
-    starts = np.arange(len(d)) - window // 2
-    return np.array([np.median(d[max(a, 0):a + window]) for a in starts])
+    half = window // 2
+    padded = np.concatenate([np.full(half, d[0]), d])
+    return np.array([np.median(padded[i:i + window]) for i in range(len(d))])
 
 
 #: How far ``d`` must climb above a minimum, relative to the minimum, for it to count as the
@@ -148,7 +151,7 @@ def _task(name: str, image: torch.Tensor, cfg: TrajectoryConfig) -> Task:
         steps = np.asarray(recorders[0].steps)
         d = trajectory_distance(a, b)
         per_band = (spectral.band_energy(torch.from_numpy(a - b), cfg.bands).sum(dim=1)).numpy()
-        ds = np.concatenate([d[:1], smooth_median(d[1:], cfg.smooth)])  # step 0: the two inits, exact
+        ds = smooth_median(d, cfg.smooth)
         points = convergence_points(ds)
         rows = [{"step": int(s), "d": float(v), "d_smoothed": float(w),
                  **{f"band_{k}": float(e) for k, e in enumerate(per_band[i])}}
