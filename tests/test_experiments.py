@@ -50,6 +50,23 @@ def test_convergence_points_find_the_double_convergence() -> None:
     assert trajectory.convergence_points(np.linspace(1, 0, 10))["first_min"] is None
 
 
+def test_trajectories_are_compared_at_the_same_steps() -> None:
+    """A run reset after a divergence misses that observation; the other run's frame of that
+    step must be dropped too, not paired with the next one."""
+    from types import SimpleNamespace
+
+    from dipscope.trajectory import TrajectoryRecorder
+
+    first, second = TrajectoryRecorder(dtype="float32"), TrajectoryRecorder(dtype="float32")
+    for step in (0, 10, 20, 30):
+        if step != 20:
+            first.observe(SimpleNamespace(step=step, output=torch.full((1, 2, 2), float(step))))
+        if step != 10:
+            second.observe(SimpleNamespace(step=step, output=torch.full((1, 2, 2), float(step))))
+    a, b, steps = trajectory.common_steps(first, second)
+    assert steps.tolist() == [0, 30] and np.array_equal(a, b)
+
+
 def test_smooth_median_does_not_let_an_edge_spike_through() -> None:
     d = np.array([50.0, 4, 9, 2, 2, 2, 2, 30])  # a jump in the first steps, a spike in the last
     smoothed = trajectory.smooth_median(d, 5)

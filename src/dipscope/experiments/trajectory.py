@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.ndimage
 import torch
 
 from .. import spectral
@@ -54,6 +53,18 @@ class TrajectoryConfig:
     def size(self) -> int:
         """Side of generated pattern images: 256 as the study's, 64 for the smoke profile."""
         return self.pattern_size or (64 if self.profile == "smoke" else 256)
+
+
+def common_steps(first: TrajectoryRecorder, second: TrajectoryRecorder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two recorded trajectories at the steps both hold, and those steps.
+
+    A run that diverges at an observation step is reset to its last good weights and not
+    observed there (:func:`dipscope.fit.fit`), so two runs can miss different steps; comparing
+    them frame by frame would then pair different steps."""
+    shared = sorted(set(first.steps) & set(second.steps))
+    index_a = [first.steps.index(t) for t in shared]
+    index_b = [second.steps.index(t) for t in shared]
+    return first.frames()[index_a], second.frames()[index_b], np.asarray(shared, dtype=int)
 
 
 def smooth_median(d: np.ndarray, window: int) -> np.ndarray:
@@ -146,9 +157,9 @@ def _task(name: str, image: torch.Tensor, cfg: TrajectoryConfig) -> Task:
 
     def work(directory: Path) -> dict[str, Any]:
         recorders = [TrajectoryRecorder(every=1, dtype="float16") for _ in seeds]
-        require_complete(*fit_runs(spec, image, config, seeds=seeds, callbacks=[[r] for r in recorders], ssim=False))
-        a, b = recorders[0].frames(), recorders[1].frames()
-        steps = np.asarray(recorders[0].steps)
+        results = fit_runs(spec, image, config, seeds=seeds, callbacks=[[r] for r in recorders], ssim=False)
+        require_complete(*results)
+        a, b, steps = common_steps(recorders[0], recorders[1])
         d = trajectory_distance(a, b)
         per_band = (spectral.band_energy(torch.from_numpy(a - b), cfg.bands).sum(dim=1)).numpy()
         ds = smooth_median(d, cfg.smooth)
@@ -157,7 +168,8 @@ def _task(name: str, image: torch.Tensor, cfg: TrajectoryConfig) -> Task:
                  **{f"band_{k}": float(e) for k, e in enumerate(per_band[i])}}
                 for i, (s, v, w) in enumerate(zip(steps, d, ds))]
         write_csv(directory / "distance.csv", rows)
-        summary: dict[str, Any] = {"image": name, "steps": steps.tolist(), "d_smoothed": ds.tolist()}
+        summary: dict[str, Any] = {"image": name, "steps": steps.tolist(), "d_smoothed": ds.tolist(),
+                                   "recoveries": [r.recoveries for r in results[:2]]}
         for key, idx in points.items():
             summary[f"{key}_step"] = None if idx is None else int(steps[idx])
             summary[f"{key}_d"] = None if idx is None else float(ds[idx])
@@ -216,13 +228,17 @@ def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
            f"median over {cfg.smooth})", "step", "squared distance between the two runs", logy=True, marks=marks)
     fractions = [(pattern_fraction(s["image"]), s["rise"]) for s in summaries.values()]
     fractions = [(f, r) for f, r in fractions if f is not None]
-    rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions]) if len(fractions) > 2 else float("nan")
+    if len(fractions) > 2:
+        rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions])
+        correlation = f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n"
+    else:
+        correlation = f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images ({len(fractions)} here).\n"
     text = (f"# Trajectory experiment: two runs, {cfg.model}, {cfg.profile} profile\n\n"
             "d(t) smoothed by a centred moving median; rise = d(peak) − d(first minimum); high-power ratio = "
             "power above 0.25 cycles/pixel of the two outputs at the first minimum over the target's.\n\n"
             + markdown_table(["image", "first min step", "d there", "peak step", "d peak", "rise", "peak/min",
                               "final min step", "high-power ratio at first min"], rows)
-            + f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n")
+            + correlation)
     (out / "summary.md").write_text(text)
     return text
 
