@@ -153,6 +153,9 @@ def test_table_smoke_resumes_and_compares_with_published(tmp_path: Path, texture
     assert "4 of 4 runs finished" in text
     csv = {(r["image"], r["model"]): r for r in _csv(out / "table.csv")}
     summaries = [json.loads(p.read_text())["summary"] for p in sorted(out.glob("dip/house/run-*/run.json"))]
+    resets = sum(bool(s["recoveries"]) for s in summaries + [json.loads(p.read_text())["summary"]
+                                                             for p in out.glob("dip/mine/run-*/run.json")])
+    assert f"Divergence resets (weights restored after a loss jump): {resets} of 4 runs" in text
     values = [s["best_psnr"] for s in summaries]
     assert float(csv["house", "dip"]["best_psnr_mean"]) == pytest.approx(np.mean(values))
     assert float(csv["house", "dip"]["best_psnr_std"]) == pytest.approx(np.std(values, ddof=1))

@@ -146,7 +146,7 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
                 "best_psnr": best_psnr, "best_step": best_step, "final_psnr": last["psnr"],
                 "ema_psnr": last.get("psnr_ema"), "noisy_psnr": cropped_psnr(noisy, clean, cfg.crop),
                 "steps": result.steps_done, "seconds": result.seconds, "n_parameters": result.n_parameters,
-                "precision": result.precision, "device": result.device}
+                "precision": result.precision, "device": result.device, "recoveries": result.recoveries}
 
     return Task(f"{model}/{name}/run-{run}", work,
                 {"image": name, "shape": list(clean.shape), "run": run, **describe(spec, config),
@@ -271,10 +271,22 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
     settings = _settings_text(cfg, tasks)
     text = ("# Denoising table: best-snapshot PSNR (dB) by architecture\n\n" + settings + "\n"
             + markdown_table(header, table_rows)
-            + f"\n{len(rows)} of {len(tasks)} runs finished.\n")
+            + f"\n{len(rows)} of {len(tasks)} runs finished.\n" + _resets_text(rows))
     (out / "table.md").write_text(text)
     _figures(cfg, out, rows, col_ours, col_pub, images)
     return text
+
+
+def _resets_text(rows: Sequence[dict[str, Any]]) -> str:
+    """How many runs the fit loop reset after a loss jump (``FitConfig.recover_divergence``)."""
+    recorded = [r["recoveries"] for r in rows if "recoveries" in r]
+    if not recorded:
+        return ""
+    reset = [r for r in recorded if r]
+    older = len(rows) - len(recorded)
+    return (f"Divergence resets (weights restored after a loss jump): {len(reset)} of {len(recorded)} runs, "
+            f"{sum(len(r) for r in reset)} in all" + (f"; {older} older runs did not record them" if older else "")
+            + ".\n")
 
 
 def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
