@@ -190,6 +190,9 @@ def _ray():
 class RayExecutor:
     """Each submitted task becomes a Ray task; results come back as they finish."""
 
+    #: Seconds :meth:`cancel` waits for interrupted tasks to stop before killing their workers.
+    GRACE_S = 10.0
+
     def __init__(self, options: ExecutorOptions, out: Path) -> None:
         ray = self.ray = _ray()
         self.started = False
@@ -212,8 +215,6 @@ class RayExecutor:
         self.remote = ray.remote(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                  max_retries=0)(execute)
         self.refs: dict[Any, "Task"] = {}
-
-    GRACE_S = 10.0
 
     def submit(self, task: "Task") -> None:
         ref = self.remote.options(name=f"dipscope:{task.key}").remote(task, self.out, self.threads, self.command,

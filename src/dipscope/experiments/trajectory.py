@@ -3,8 +3,8 @@
 Fit the same image from two seeds and record ``d(t) = ||x¹_t − x²_t||²`` (and its split over
 frequency bands). After a centred moving median over ``smooth`` snapshots
 (:func:`smooth_median`), the *first meeting point* is the first local minimum of ``d`` that ``d``
-then clearly rises from (:func:`convergence_points`); the *peak* is the maximum after it; the *final approach* is the
-minimum after the peak. The study's claims, measured here: the first meeting point is a
+then clearly rises from (:func:`convergence_points`); the *peak* is the maximum after it; the
+*final approach* is the minimum after the peak. The study's claims, measured here: the first meeting point is a
 low-frequency version of the image, and the more high-frequency pattern the image holds, the
 higher the peak after it.
 
@@ -61,10 +61,11 @@ def common_steps(first: TrajectoryRecorder, second: TrajectoryRecorder) -> tuple
     A run that diverges at an observation step is reset to its last good weights and not
     observed there (:func:`dipscope.fit.fit`), so two runs can miss different steps; comparing
     them frame by frame would then pair different steps."""
-    shared = sorted(set(first.steps) & set(second.steps))
-    index_a = [first.steps.index(t) for t in shared]
-    index_b = [second.steps.index(t) for t in shared]
-    return first.frames()[index_a], second.frames()[index_b], np.asarray(shared, dtype=int)
+    at_a = {t: i for i, t in enumerate(first.steps)}
+    at_b = {t: i for i, t in enumerate(second.steps)}
+    shared = sorted(at_a.keys() & at_b.keys())
+    return (first.frames()[[at_a[t] for t in shared]], second.frames()[[at_b[t] for t in shared]],
+            np.asarray(shared, dtype=int))
 
 
 def smooth_median(d: np.ndarray, window: int) -> np.ndarray:
@@ -232,7 +233,8 @@ def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
         rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions])
         correlation = f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n"
     else:
-        correlation = f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images ({len(fractions)} here).\n"
+        correlation = (f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images "
+                       f"({len(fractions)} here).\n")
     text = (f"# Trajectory experiment: two runs, {cfg.model}, {cfg.profile} profile\n\n"
             "d(t) smoothed by a centred moving median; rise = d(peak) − d(first minimum); high-power ratio = "
             "power above 0.25 cycles/pixel of the two outputs at the first minimum over the target's.\n\n"
