@@ -49,6 +49,21 @@ def test_study_distorted_swaps_height_and_width() -> None:
         downsample(image, 2, "cubic")
 
 
+def test_area_resize_is_the_block_mean_and_keeps_the_aspect() -> None:
+    """×f 'area' = OpenCV INTER_AREA at an integer factor: each output pixel is the mean of one
+    f×f block; a 42×61 image keeps its whole blocks (10×15 at ×4)."""
+    image = torch.rand(3, 42, 61, dtype=torch.float64)
+    small = downsample(image, 4, "area")
+    assert small.shape == (3, 10, 15)
+    blocks = image[:, :40, :60].reshape(3, 10, 4, 15, 4).mean(dim=(2, 4)).float()
+    assert torch.allclose(small, blocks, atol=1e-6)
+    # Stripes of period 4 average out to flat grey; period-8 stripes keep half their contrast.
+    def stripes(period: int) -> torch.Tensor:
+        return (torch.arange(64) % period < period // 2).float().reshape(1, 1, 64).repeat(1, 32, 1)
+    assert downsample(stripes(4), 4, "area").std() < 1e-6
+    assert torch.allclose(downsample(stripes(8), 4, "area")[0, 0, :2], torch.tensor([1.0, 0.0]))
+
+
 def test_denoising_pair_is_8_bit_seeded_and_clipped() -> None:
     image = torch.rand(3, 64, 64)
     clean, noisy = denoising_pair(image, 2, 25, resize="study", seed=3)
@@ -211,3 +226,13 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def test_paper_profile_has_no_divergence_recovery_as_the_study_scripts() -> None:
+    from dipscope.experiments.common import model_choice
+    from dipscope.presets import preset
+
+    assert not preset("chakrabarty2019", "skip")[1].recover_divergence
+    for model in ("dip", "linear-128", "relunet"):
+        assert not model_choice(model, "paper")[1].recover_divergence
+        assert model_choice(model, "cpu")[1].recover_divergence  # the committed cpu results were made with it

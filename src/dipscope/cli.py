@@ -378,8 +378,8 @@ def experiment_denoise_table(
     runs: int = typer.Option(2, help="Runs (network seeds 0 … R−1) per image and model."),
     factor: int = typer.Option(4, help="Downsample the images by this factor (the study: 4)."),
     sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale."),
-    resize: str = typer.Option("study", help="study (plain bilinear, as the study), antialias, or study-distorted "
-                                             "(the study's swapped width/height for non-square images)."),
+    resize: str = typer.Option("study", help="study (plain bilinear, as the study), area (box average, OpenCV's INTER_AREA), antialias, "
+                                             "or study-distorted (the study's swapped width/height for non-square images)."),
     quantize: bool = typer.Option(True, "--quantize/--no-quantize", help="Round clean and noisy images to 8 bits."),
     crop: int = typer.Option(0, help="Ignore a border of this many pixels in the PSNR."),
     profile: Profile = typer.Option(Profile.paper, help="paper (the study's settings), cpu (DIP 64 channels, "

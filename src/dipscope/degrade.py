@@ -30,7 +30,7 @@ def add_gaussian_noise(image: torch.Tensor, sigma: float, seed: int = 0, *, clip
     return noisy
 
 
-RESIZES = ("antialias", "study", "study-distorted")
+RESIZES = ("antialias", "area", "study", "study-distorted")
 
 
 def downsample(image: torch.Tensor, factor: int, method: str = "antialias") -> torch.Tensor:
@@ -43,7 +43,12 @@ def downsample(image: torch.Tensor, factor: int, method: str = "antialias") -> t
     * ``study-distorted`` — the study's script exactly: it passed ``(H/f, W/f)`` where OpenCV
       expects ``(width, height)``, so non-square images came out ``W // factor × H // factor``,
       squeezed along one axis and stretched along the other. Only for like-with-like
-      comparisons with the published Kodak cells; square images are unaffected.
+      comparisons with the published Kodak cells; square images are unaffected;
+    * ``area`` — the box average of every ``factor × factor`` block,
+      ``y[i, j] = mean(x[f·i : f·i + f, f·j : f·j + f])``, which is what OpenCV's ``INTER_AREA``
+      computes for an integer factor. Both axes shrink by the same factor, so the aspect ratio
+      is kept (a 768×512 Kodak image becomes 192×128); rows and columns beyond the last whole
+      block are dropped.
     """
     if factor < 1:
         raise DipscopeError("the downsampling factor must be a positive integer")
@@ -56,6 +61,9 @@ def downsample(image: torch.Tensor, factor: int, method: str = "antialias") -> t
         return image.clone()
     if min(h, w) < 1:
         raise DipscopeError(f"a {image.shape[-2]}×{image.shape[-1]} image is too small to shrink ×{factor}")
+    if method == "area":
+        blocks = image[..., : h * factor, : w * factor].float()
+        return torch.nn.functional.avg_pool2d(blocks[None], factor)[0]
     out = torch.nn.functional.interpolate(image[None].float(), size=(h, w), mode="bilinear",
                                           align_corners=False, antialias=method == "antialias")[0]
     return out.clamp(0.0, 1.0)

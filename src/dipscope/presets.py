@@ -5,7 +5,8 @@
   padding, Adam lr 0.01, 3000 steps, input noise 1/30, EMA 0.99.
 * ``chakrabarty2019`` — the study's scripts (Chakrabarty & Maji): input N(0, 1) with as many
   channels as the image, 256/256/4 channels, zero padding, bilinear, lr 0.001, 1000 steps,
-  snapshots every 10 steps, no input noise and no EMA.
+  snapshots every 10 steps, no input noise, no EMA and no divergence recovery (the scripts
+  have none).
 
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
@@ -36,7 +37,7 @@ def preset(name: str, family: str = "skip", linear_width: int = 128) -> tuple[Mo
         linear = LinearSpec(width=linear_width, in_channels=32)
     elif name == "chakrabarty2019":
         fit = FitConfig(steps=1000, lr=0.001, input_noise="normal", input_scale=1.0,
-                        reg_noise_std=0.0, ema=None, observe_every=10)
+                        reg_noise_std=0.0, ema=None, observe_every=10, recover_divergence=False)
         skip = SkipSpec(in_channels=None, channels_down=(256,) * 5, channels_up=(256,) * 5,
                         channels_skip=(4,) * 5, pad="zero", upsample="bilinear")
         linear = LinearSpec(width=linear_width, in_channels=None)

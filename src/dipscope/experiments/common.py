@@ -29,13 +29,20 @@ def model_choice(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
 
     Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``.
 
-    * ``paper`` — the study's scripts as they are.
+    * ``paper`` — the study's scripts as they are (no divergence recovery: they have none).
     * ``cpu`` — what 2 CPU cores finish in minutes per image: DIP with 64 instead of 256
-      channels per level; ReLUNet 2 000 instead of 30 000 steps; everything else unchanged.
-    * ``smoke`` — seconds: tiny widths and a few dozen steps (for tests).
+      channels per level; ReLUNet 2 000 instead of 30 000 steps; and the loop's divergence
+      recovery on (the committed ``cpu`` results were made with it). Experiments may reduce
+      further (their own steps or crops): each says so in its docstring.
+    * ``smoke`` — seconds: tiny widths and a few dozen steps (for tests), recovery on.
     """
     if profile not in PROFILES:
         raise DipscopeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    spec, config = _study_model(name, profile)
+    return spec, replace(config, recover_divergence=profile != "paper")
+
+
+def _study_model(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
     if name == "dip":
         spec, config = preset("chakrabarty2019", "skip")
         if profile == "cpu":

@@ -304,7 +304,8 @@ def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
         width = model.get("channels_down") or model.get("width") or model.get("hidden")
         width = width[0] if isinstance(width, (list, tuple)) else width
         lines.append(f"- {key.split(':')[1]}: {model['family']} width {width}, {fitc['steps']} steps, Adam lr {fitc['lr']}, "
-                     f"snapshot every {fitc['observe_every']} steps"
+                     f"snapshot every {fitc['observe_every']} steps, divergence recovery "
+                     + ("on" if fitc.get("recover_divergence") else "off")
                      + (f", {fitc['pixel_batch']}-pixel batches" if fitc.get("pixel_batch") else ""))
     if cfg.sigma == PUBLISHED_SIGMA:
         lines.append("- published: Chakrabarty & Maji's table (σ = 25); Δ = ours − published; the mean row compares "
