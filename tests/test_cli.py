@@ -110,7 +110,8 @@ def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Pa
                 raise KeyboardInterrupt
 
     request = DenoiseRequest(image=image_file, out=tmp_path / "run", steps=50, levels=3, device="cpu")
-    out, result = denoise(request, callbacks=[CtrlC()])
+    run = denoise(request, callbacks=[CtrlC()])
+    out, result = run.out, run.result
     record = json.loads((out / "run.json").read_text())
     assert result.interrupted and record["status"] == "interrupted" and record["result"]["steps_done"] == 10
     assert (out / "final.png").is_file() and (out / "best.png").is_file()

@@ -10,7 +10,6 @@ fit, sampled every 2 ms, on a CPU; ``max_memory_allocated`` on CUDA).
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .fit import Callback, FitConfig, FitState, fit_runs
+from .fit import Callback, FitState, fit_runs
 from .models import SkipSpec, build, input_shape, spec_to_dict
 from .presets import preset
 from .runtime import cpu_has_native_bf16, describe_device, resolve_device, versions

@@ -64,6 +64,8 @@ class ProgressBar(Callback):
         self.task = self.progress.add_task(description, total=total, info="")
 
     def on_start(self, state: FitState) -> None:
+        self.progress.console.print(f"fitting {self.progress.tasks[0].description}: at most {state.steps} steps "
+                                    "(Ctrl-C or SIGTERM stops it and keeps the outputs reached)")
         self.progress.start()
 
     def observe(self, state: FitState) -> None:
@@ -79,39 +81,55 @@ class ProgressBar(Callback):
         self.progress.stop()
 
 
+def _preset_defaults(attr: str) -> str:
+    """Each preset's default of a fit setting, for --help (e.g. 'ulyanov2018 3000; chakrabarty2019 1000')."""
+    from .presets import PRESETS, preset
+
+    parts = []
+    for name in PRESETS:
+        dip, mlp = getattr(preset(name, "skip")[1], attr), getattr(preset(name, "relunet")[1], attr)
+        parts.append(f"{name} {dip:g}" + (f" (relunet {mlp:g})" if mlp != dip else ""))
+    return "; ".join(parts)
+
+
+FLAG = ""  # metavar of on/off flags: they take no value, so help shows no placeholder
+
+
 def _layout(layout: Layout) -> Optional[bool]:
     return None if layout is Layout.auto else layout is Layout.channels_last
 
 
 @app.command()
 def denoise(
-    image: Path = typer.Argument(..., help="The image to denoise (PNG, JPEG or TIFF; grey or colour)."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="The image to denoise (PNG, JPEG or TIFF; grey or colour)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (must not hold a run, unless --force)."),
     sigma: Optional[float] = typer.Option(None, help="Add Gaussian noise of this std (0–255 scale) to IMAGE, seeded; default 25 unless --noisy."),
-    noisy: bool = typer.Option(False, "--noisy", help="IMAGE is already noisy: fit it as it is."),
+    noisy: bool = typer.Option(False, "--noisy", metavar=FLAG, help="IMAGE is already noisy: fit it as it is."),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for a --noisy image: adds PSNR/SSIM and best.png."),
     preset: Preset = typer.Option(Preset.ulyanov2018, help="Settings of a reference implementation."),
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
-    steps: Optional[int] = typer.Option(None, help="Maximum number of Adam steps (preset's default otherwise); the fit may stop earlier, see --stop."),
+    steps: Optional[int] = typer.Option(None, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop."),
     stop: str = typer.Option("auto", help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}), none (run all --steps), or a rule: {', '.join(RULES)}."),
     stop_sigma: Optional[float] = typer.Option(None, help="Noise std (0–255) the stopping rule assumes; default: estimated from the noisy image."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (preset's default otherwise)."),
+    lr: Optional[float] = typer.Option(None, help=f"Adam's learning rate (default: the preset's, {_preset_defaults('lr')})."),
     levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
-    width: int = typer.Option(128, help="Width N of DIP-Linear-N."),
+    width: Optional[int] = typer.Option(None, help="Width N of DIP-Linear-N (--model linear only; default 128)."),
     device: str = typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps."),
     precision: Precision = typer.Option(Precision.auto, help="auto (bf16 where the hardware has it), fp32, bf16 or fp64."),
     layout: Layout = typer.Option(Layout.auto, help="Memory layout of activations (auto: the faster one here)."),
-    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (slower on small CPUs)."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
-    reference: bool = typer.Option(False, "--reference", help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", metavar=FLAG, help="torch.compile the network (slower on small CPUs)."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", metavar=FLAG, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
+    reference: bool = typer.Option(False, "--reference", metavar=FLAG, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
     seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing run directory (only once the new run is complete)."),
+    force: bool = typer.Option(False, "--force", metavar=FLAG, help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
     from .restore import DenoiseRequest, denoise as run_denoise, resolve
 
     if stop not in ("auto", "none", *RULES):
         raise DipscopeError(f"unknown --stop {stop!r}; choose auto, none or one of {', '.join(RULES)}")
+    if seed < 0:
+        raise DipscopeError(f"--seed must be ≥ 0, not {seed}")
     if reference:
         precision, layout, compile, fast = Precision.fp32, Layout.nchw, False, False
     request = DenoiseRequest(
@@ -121,11 +139,10 @@ def denoise(
         channels_last=_layout(layout), seed=seed, force=force,
         overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma,
     )
+    request.validate()
     _spec, config = resolve(request)
     bar = ProgressBar(config.steps, f"{model.value} {image.name}")
-    out_dir, result = run_denoise(request, callbacks=[bar])
-    _report(out_dir, result)
-    _report_stop(out_dir)
+    _finish(run_denoise(request, callbacks=[bar]))
 
 
 @app.command()
@@ -150,10 +167,11 @@ def demo(
     request = DenoiseRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
     bar = ProgressBar(steps, "DIP demo (astronaut crop)")
     try:
-        out_dir, result = run_denoise(request, callbacks=[bar])
+        run = run_denoise(request, callbacks=[bar])
         clean = read_image(source)
     finally:
         source.unlink(missing_ok=True)
+    out_dir, result = run.out, run.result
     noisy = read_image(out_dir / "noisy.png")
     # Show the final output and its EMA: early in a fit the EMA still lags behind the output.
     outputs = [("final output", result.final)] + ([("EMA", result.ema)] if result.ema is not None else [])
@@ -163,8 +181,7 @@ def demo(
         + [f"DIP {name}, {result.steps_done} steps: {psnr(image, clean):.2f} dB" for name, image in outputs],
         out_dir / "comparison.png", "dipscope demo: Deep Image Prior denoising",
     )
-    _report(out_dir, result)
-    _report_stop(out_dir)
+    _finish(run)
 
 
 experiment_app = typer.Typer(no_args_is_help=True, help="Reproduce the study's experiments (resumable).")
@@ -202,8 +219,9 @@ def _opt_retries():
 
 
 def _opt_threads():
-    return typer.Option(None, "--threads", help="Torch threads in every task (default: --cpus-per-task under "
-                        "ray, all cores locally); the same value gives the same numbers on both executors.",
+    return typer.Option(None, "--threads", help="Torch threads in every task (default: --cpus-per-task, 1 "
+                        "unless set, with either executor: CPU numbers depend on it, so the same command gives "
+                        "the same numbers on both; a sweep resumes only with the thread count it was made with).",
                         rich_help_panel="Executor")
 
 
@@ -488,6 +506,21 @@ def bench(
     print(run(steps=steps, quick=quick, device=device, memory=memory, results=results))
 
 
+def _finish(run: object) -> None:
+    """Print what a denoising run made; exit 130/143 if a signal interrupted it."""
+    from . import interrupts
+    from .restore import DenoiseRun
+
+    assert isinstance(run, DenoiseRun)
+    _report(run.out, run.result)
+    _report_stop(run.stopping)
+    if run.result.interrupted:
+        where = f"; the finished run in {run.kept} is unchanged" if run.kept else ""
+        print(f"interrupted by {interrupts.name()} at step {run.result.steps_done}: the outputs reached are in "
+              f"{run.out}{where}", file=sys.stderr)
+        sys.exit(interrupts.exit_code())
+
+
 def _report(out_dir: Path, result: object) -> None:
     from .fit import FitResult
 
@@ -504,16 +537,16 @@ def _report(out_dir: Path, result: object) -> None:
     print(line)
 
 
-def _report_stop(out_dir: Path) -> None:
-    import json
-
-    s = json.loads((out_dir / "run.json").read_text()).get("stopping") or {}
+def _report_stop(s: dict) -> None:
     if not s:
         return
     how = f"rule {s['rule']}" if s.get("rule") else "no early stopping"
     line = f"denoised.png: {s['source']} at step {s['step']} of at most {s['max_steps']} ({how}"
     if s.get("rule"):
-        line += ", stopped early" if s.get("stopped_early") else ", ran to the maximum"
+        if s.get("interrupted"):
+            line += ", interrupted before the rule stopped the fit"
+        else:
+            line += ", stopped early" if s.get("stopped_early") else ", ran to the maximum"
         line += f", σ {'given' if s.get('sigma_given') else 'estimated'} {s['sigma_255']:.1f}"
     line += ")"
     if s.get("denoised_psnr") is not None:
@@ -522,15 +555,22 @@ def _report_stop(out_dir: Path) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: runs the app and turns user errors into one line and exit status 2."""
+    """Entry point: runs the app and turns user errors into one line and exit status 2.
+
+    SIGINT and SIGTERM interrupt a fit cleanly (:mod:`dipscope.interrupts`): the outputs reached
+    are saved and the process exits 130 (SIGINT) or 143 (SIGTERM).
+    """
+    from . import interrupts
+
+    previous = interrupts.install()
     try:
         app(args=argv, standalone_mode=False)
     except DipscopeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        print(f"aborted by {interrupts.name()}", file=sys.stderr)
+        sys.exit(interrupts.exit_code())
     except Exception as e:
         # Usage errors and exits of the command-line parser (click, or the copy typer vendors).
         if hasattr(e, "show") and hasattr(e, "exit_code"):
@@ -539,6 +579,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             sys.exit(e.exit_code)
         raise
+    finally:
+        interrupts.restore(previous)
 
 
 if __name__ == "__main__":

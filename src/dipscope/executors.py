@@ -48,9 +48,9 @@ RAY_MISSING = ("--executor ray needs Ray, which is not installed here; install i
 class ExecutorOptions:
     """How to run an experiment's tasks (the ``--executor …`` command-line options).
 
-    ``threads``: torch threads in every task; ``None`` = ``cpus_per_task`` (rounded up) under
-    Ray, and torch's current setting (all cores by default) locally. Pass the same number to
-    both executors to compare their results bit for bit.
+    ``threads``: torch threads in every task; ``None`` = ``cpus_per_task`` rounded up (1 by
+    default) under either executor, so that the same command gives the same numbers whichever
+    executor runs it (CPU results depend on the thread count). Every run records it.
     """
 
     name: str = "local"
@@ -85,11 +85,7 @@ class ExecutorOptions:
     def resolved_threads(self) -> int:
         if self.threads is not None:
             return self.threads
-        if self.name == "ray":
-            return max(1, math.ceil(self.cpus_per_task))
-        import torch
-
-        return torch.get_num_threads()
+        return max(1, math.ceil(self.cpus_per_task))
 
 
 # --- one task, wherever it runs --------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
@@ -92,8 +92,16 @@ class FitConfig:
     def validate(self) -> None:
         if self.steps < 0:
             raise DipscopeError("steps must be ≥ 0")
-        if not self.lr > 0:
-            raise DipscopeError("the learning rate must be > 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise DipscopeError(f"the learning rate must be a finite number > 0, not {self.lr}")
+        for name in ("input_scale", "reg_noise_std"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise DipscopeError(f"{name} must be a finite number ≥ 0, not {value}")
+        if not (self.divergence_factor > 1 and math.isfinite(self.divergence_factor)):
+            raise DipscopeError(f"divergence_factor must be a finite number > 1, not {self.divergence_factor}")
+        if self.seed < 0:
+            raise DipscopeError(f"the seed must be ≥ 0, not {self.seed}")
         if self.input_noise not in ("uniform", "normal"):
             raise DipscopeError(f"unknown input noise {self.input_noise!r}; choose uniform or normal")
         if self.ema is not None and not 0 <= self.ema < 1:
@@ -323,14 +331,21 @@ class _Book:
     stop_ema: torch.Tensor | None = None
 
 
-def _check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None,
-                  operator: Operator) -> None:
+def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None = None) -> None:
+    """Refuse a fit that cannot run (bad settings, a target the network cannot take), before any step."""
     config.validate()
     if target.ndim != 3:
         raise DipscopeError(f"the target must be a (C, H, W) image, got shape {tuple(target.shape)}")
     _, h, w = target.shape
-    what = f"the {spec.levels}-level network" if spec.family == "skip" else f"the {spec.family} model"
-    check_min_size(h, w, spec.min_side, what)
+    if spec.family == "skip" and min(h, w) < spec.min_side:
+        fit_levels = 0
+        while fit_levels < spec.levels and spec.with_levels(fit_levels + 1).min_side <= min(h, w):
+            fit_levels += 1
+        fits = f"at most {fit_levels} level{'s' if fit_levels != 1 else ''} fit it" if fit_levels else "no level fits it"
+        need = f"{spec.min_side} px" if spec.levels <= 20 else f"2^{spec.levels + 1} px"
+        raise DipscopeError(f"image is {h}×{w} px but the {spec.levels}-level network needs at least {need} per side; "
+                            f"{fits} (--levels)")
+    check_min_size(h, w, spec.min_side, f"the {spec.family} model")
     if clean is not None and clean.shape != target.shape:
         raise DipscopeError(f"the clean image is {tuple(clean.shape)} but the target is {tuple(target.shape)}")
     if config.pixel_batch and spec.input_kind != "coordinates":
@@ -342,7 +357,7 @@ def _fit_group(spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: 
                ssim: bool) -> list[FitResult]:
     """The loop itself, for R = len(seeds) runs held in one (grouped) network."""
     operator = operator or Identity()
-    _check_inputs(spec, target, config, clean, operator)
+    check_inputs(spec, target, config, clean)
     R = len(seeds)
     c, h, w = target.shape
     device = resolve_device(config.device)

@@ -123,7 +123,9 @@ def _read_pillow(path: Path) -> np.ndarray:
         file = iio.imopen(path, "r", plugin="pillow")
     except PermissionError:
         raise DipscopeError(f"cannot read image {path}: permission denied") from None
-    except Exception:
+    except Exception as exc:
+        if _caused_by_size(exc):
+            raise DipscopeError(_too_large(path)) from None
         raise DipscopeError(
             f"cannot read {path}: not a recognised image file (PNG, JPEG or TIFF expected)"
         ) from None
@@ -134,6 +136,35 @@ def _read_pillow(path: Path) -> np.ndarray:
             return np.asarray(file.read(index=0, mode=target, rotate=True))
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise DipscopeError(f"cannot read {path}: corrupt image data ({_short(exc)})") from None
+
+
+def _caused_by_size(exc: BaseException | None) -> bool:
+    """True when Pillow refused the file for its pixel count (a decompression-bomb guard)."""
+    from PIL import Image
+
+    while exc is not None:
+        if isinstance(exc, Image.DecompressionBombError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _too_large(path: Path) -> str:
+    """The message for an image whose header claims more pixels than Pillow decodes safely."""
+    from PIL import Image
+
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as im:  # reads the header only
+            w, h = im.size
+        size = f"{w}×{h} px ({w * h:,} pixels)"
+    except Exception:  # noqa: BLE001 - the size is only for the message
+        size = "larger"
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    return (f"image {path} is too large to read: {size}, more than the {limit:,} pixels allowed "
+            "(a guard against decompression bombs); shrink or crop it first")
 
 
 def _read_tiff(path: Path) -> np.ndarray:

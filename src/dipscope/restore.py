@@ -6,6 +6,7 @@ This is what ``dipscope denoise`` runs; it composes :mod:`images`, :mod:`degrade
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,7 +15,7 @@ import torch
 
 from .degrade import add_gaussian_noise
 from .errors import DipscopeError
-from .fit import Callback, FitConfig, FitResult, fit
+from .fit import Callback, FitConfig, FitResult, check_inputs, fit
 from .images import read_image, write_image
 from .models import ModelSpec, spec_to_dict
 from .plots import fit_curves
@@ -36,7 +37,7 @@ class DenoiseRequest:
     steps: int | None = None
     lr: float | None = None
     levels: int | None = None
-    linear_width: int = 128
+    linear_width: int | None = None  # DIP-Linear's width (only with model="linear"; default 128)
     device: str = "auto"
     precision: str | None = None
     channels_last: bool | None = None
@@ -48,10 +49,41 @@ class DenoiseRequest:
     stop_sigma: float | None = None  # noise level the rule assumes (0–255); None: estimated from the input
     stop_ema: bool | None = None  # return the EMA at the rule's step (None: the default of dipscope.stopping)
 
+    def validate(self) -> None:
+        """Refuse every impossible setting (one :class:`DipscopeError`), before any file is touched."""
+        if self.noisy and self.sigma is not None:
+            raise DipscopeError("give either --sigma (add noise to a clean image) or --noisy, not both")
+        if self.clean is not None and not self.noisy:
+            raise DipscopeError("--clean is for --noisy inputs; with --sigma the input itself is the clean image")
+        if self.linear_width is not None and self.model != "linear":
+            raise DipscopeError(f"--width sets the width of DIP-Linear (--model linear); --model {self.model} "
+                                "does not use it")
+        if self.levels is not None and self.model == "relunet":
+            raise DipscopeError("--levels sets the encoder-decoder depth; --model relunet has no levels")
+        _finite("--sigma", self.sigma, low=0.0)
+        _finite("--stop-sigma", self.stop_sigma, low=0.0, strict=True)
+        _finite("--lr", self.lr, low=0.0, strict=True)
+        for name, value, low in (("--steps", self.steps, 0), ("--levels", self.levels, 1), ("--seed", self.seed, 0),
+                                 ("--noise-seed", self.noise_seed, 0), ("--width", self.linear_width, 1)):
+            if value is not None and value < low:
+                raise DipscopeError(f"{name} must be ≥ {low}, not {value}")
+        if self.stop not in ("auto", "none"):
+            from .stopping import make_rule
+
+            make_rule(self.stop)  # an unknown rule fails here
+
+
+def _finite(name: str, value: float | None, low: float, strict: bool = False) -> None:
+    if value is None:
+        return
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise DipscopeError(f"{name} must be a finite number {'>' if strict else '≥'} {low:g}, not {value}")
+
 
 def resolve(request: DenoiseRequest) -> tuple[ModelSpec, FitConfig]:
     """Apply the preset, then the user's explicit settings."""
-    spec, config = preset(request.preset, request.model, request.linear_width)
+    width = 128 if request.linear_width is None else request.linear_width
+    spec, config = preset(request.preset, request.model, width)
     if request.levels is not None:
         spec = spec.with_levels(request.levels)
     updates: dict[str, Any] = {"device": request.device, "seed": request.seed}
@@ -60,20 +92,40 @@ def resolve(request: DenoiseRequest) -> tuple[ModelSpec, FitConfig]:
         if value is not None:
             updates[name] = value
     updates.update(request.overrides)
-    return spec, replace(config, **updates)
+    config = replace(config, **updates)
+    config.validate()
+    return spec, config
 
 
-def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tuple[Path, FitResult]:
-    """Run one denoising fit and write its run directory; returns (directory, result).
+@dataclass
+class DenoiseRun:
+    """What :func:`denoise` made: the run directory, the fit's result and the ``stopping`` record.
+
+    ``kept`` is the finished run that an interrupted ``--force`` run did not replace (the
+    interrupted run went to ``out`` beside it), else None.
+    """
+
+    out: Path
+    result: FitResult
+    stopping: dict[str, Any]
+    kept: Path | None = None
+
+
+def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> DenoiseRun:
+    """Run one denoising fit and write its run directory.
 
     The directory holds ``denoised.png`` (the result: the image the early-stopping rule
     chose, or with ``stop="none"`` the last step's), ``noisy.png``, ``final.png`` (the output at
     the last step fitted), ``ema.png``, ``best.png`` (when a clean image is known),
     ``metrics.csv``, ``losses.csv``, ``curves.png`` and ``run.json`` (its ``stopping`` section
-    records the rule and the chosen step). ``request.steps`` is the maximum when a rule is on.
+    records the rule, the chosen step and why). ``request.steps`` is the maximum when a rule is on.
+
+    Every setting, the input files and the output directory are checked before the first step.
+    A fit interrupted (Ctrl-C, SIGTERM) is still written, with status ``interrupted`` — into
+    ``request.out`` if that was empty, else beside it (``OUT.interrupted-TIME``): an interrupted
+    run never replaces a finished one.
     """
-    if request.noisy and request.sigma is not None:
-        raise DipscopeError("give either --sigma (add noise to a clean image) or --noisy, not both")
+    request.validate()
     writer = RunWriter(request.out, force=request.force)  # refuses an existing run before any work
     spec, config = resolve(request)
     image = read_image(request.image)
@@ -85,13 +137,12 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tupl
             )
         degradation: dict[str, Any] = {"kind": "given", "clean": str(request.clean) if request.clean else None}
     else:
-        if request.clean is not None:
-            raise DipscopeError("--clean is for --noisy inputs; with --sigma the input itself is the clean image")
         sigma = 25.0 if request.sigma is None else request.sigma
         noise_seed = request.seed if request.noise_seed is None else request.noise_seed
         clean = image
         target = add_gaussian_noise(image, sigma, seed=noise_seed)
         degradation = {"kind": "gaussian", "sigma": sigma, "seed": noise_seed, "clip": True}
+    check_inputs(spec, target, config, clean)
 
     from .stopping import DEFAULT_RETURN_EMA, EarlyStopping, make_rule
 
@@ -108,10 +159,15 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tupl
         use_ema = return_ema and result.ema is not None
         denoised = result.ema if use_ema else result.final
         stopping = {"requested": "none", "rule": None, "step": result.steps_done,
-                    "source": "ema" if use_ema else "output", "stopped_early": False}
+                    "source": "ema" if use_ema else "output", "stopped_early": False,
+                    "reason": "no early stopping: the " + ("EMA" if use_ema else "output") + " at the last step"}
     stopping["max_steps"] = config.steps
+    stopping["interrupted"] = result.interrupted
     stopping["denoised_psnr"] = _psnr_or_none(denoised, clean)
 
+    kept = None
+    if result.interrupted and writer.holds_something():
+        kept, writer = writer.out, writer.beside("interrupted")
     with writer as tmp:
         write_image(tmp / "denoised.png", denoised)
         write_image(tmp / "noisy.png", target)
@@ -140,7 +196,7 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> tupl
         )
         write_json(tmp / "run.json", record)
         out = writer.commit()
-    return out, result
+    return DenoiseRun(out, result, stopping, kept)
 
 
 def _psnr_or_none(target: torch.Tensor, clean: torch.Tensor | None) -> float | None:

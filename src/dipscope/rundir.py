@@ -2,13 +2,16 @@
 
 A run is written into a hidden sibling directory and renamed into place when complete, so
 an interrupted process never leaves a directory that looks finished, and an existing
-directory is only replaced (with ``force``) once the new one is complete.
+directory is only replaced (with ``force``, and only if it is a dipscope run) once the new one
+is complete. Directories left half-written by a killed process are recognised (no live writer
+holds their lock) and removed the next time the same run is written.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as _dt
+import fcntl
 import glob
 import hashlib
 import json
@@ -16,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -37,9 +41,43 @@ def is_complete(path: str | Path) -> bool:
     return (Path(path) / RUN_FILE).is_file()
 
 
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The ``run.json`` of run directory ``path`` as a dict; None if it is missing, unreadable,
+    truncated or not a JSON object (a run killed while writing it is not finished)."""
+    try:
+        record = json.loads((Path(path) / RUN_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_dipscope_run(path: str | Path) -> bool:
+    """True when ``path`` holds a ``run.json`` written by dipscope (its ``versions`` name dipscope)."""
+    record = read_record(path)
+    return record is not None and isinstance(record.get("versions"), dict) and "dipscope" in record["versions"]
+
+
+def set_aside(path: str | Path, why: str) -> Path:
+    """Rename run directory ``path`` to a sibling ``NAME.WHY-TIME`` that no run uses; return it."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.{why}-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{target.name.rsplit('~', 1)[0]}~{n}")
+    os.rename(path, target)
+    return target
+
+
 def partial_prefix(out: Path) -> str:
     """The name prefix of the temporary directories a :class:`RunWriter` for ``out`` makes."""
     return f".{out.name}.partial-"
+
+
+LOCK_FILE = ".writing.lock"
+#: A partial directory without a lock file (made by an older dipscope, or killed between its
+#: creation and its lock) counts as abandoned once it is this many seconds old.
+UNLOCKED_STALE_S = 60.0
 
 
 def discard_partials(out: str | Path) -> None:
@@ -50,34 +88,98 @@ def discard_partials(out: str | Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def discard_stale_partials(out: str | Path) -> list[Path]:
+    """Remove the temporary directories of ``out`` that no live writer holds; return them.
+
+    A :class:`RunWriter` holds an exclusive ``flock`` on a lock file in its directory while it
+    writes, so a directory whose lock can be taken was left by a killed process (SIGKILL, a
+    lost node). A directory still locked belongs to a running writer and is left alone.
+    """
+    out = Path(out)
+    removed: list[Path] = []
+    if not out.parent.is_dir():
+        return removed
+    for tmp in out.parent.glob(f"{glob.escape(partial_prefix(out))}*"):
+        if tmp.is_dir() and _abandoned(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _abandoned(tmp: Path) -> bool:
+    lock = tmp / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        try:
+            return time.time() - tmp.stat().st_mtime > UNLOCKED_STALE_S
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return True
+
+
 class RunWriter:
     """Context manager giving a temporary directory that becomes ``out`` on :meth:`commit`.
 
-    ``out`` must not exist or be an empty directory, unless ``force`` is set; this is
-    checked on construction, before any work is done.
+    Checked on construction, before any work is done: ``out`` must not exist or be an empty
+    directory — unless ``force`` is set and it holds a dipscope run (a ``run.json`` of ours;
+    any other folder is never replaced); it must not be the working directory or one above
+    it; and its parent must accept a new directory (tried, not guessed from permissions).
+    Temporary directories of ``out`` left by killed writers are removed then too
+    (:func:`discard_stale_partials`). The old ``out`` is replaced only by :meth:`commit`,
+    when the new run is complete.
     """
 
     def __init__(self, out: str | Path, force: bool = False) -> None:
         self.out = Path(out)
         self.force = force
+        self.tmp: Path | None = None
+        self._lock_fd: int | None = None
         try:
             if self.out.exists() and not self.out.is_dir():
                 raise DipscopeError(f"output path {self.out} exists and is not a directory")
-            if self.out.is_dir() and any(self.out.iterdir()) and not force:
-                raise DipscopeError(
-                    f"output directory {self.out} already exists and is not empty; "
-                    "pass --force to replace it or choose another --out"
-                )
+            resolved = self.out.resolve()
+            if Path.cwd().resolve().is_relative_to(resolved):
+                raise DipscopeError(f"output directory {self.out} is the working directory or holds it; "
+                                    "choose another --out")
+            if self.holds_something():
+                if not force:
+                    raise DipscopeError(
+                        f"output directory {self.out} already exists and is not empty; "
+                        "pass --force to replace it or choose another --out"
+                    )
+                if not is_dipscope_run(self.out):
+                    raise DipscopeError(f"refusing to replace {self.out}: it is not a dipscope run directory "
+                                        f"(no {RUN_FILE} of ours); remove it yourself or choose another --out")
             self.out.parent.mkdir(parents=True, exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         except OSError as e:
-            raise DipscopeError(f"cannot use output directory {self.out}: {e.strerror or e}") from None
-        if not os.access(self.out.parent, os.W_OK):
-            raise DipscopeError(f"cannot write into {self.out.parent}")
-        self.tmp: Path | None = None
+            raise DipscopeError(f"cannot write the output directory {self.out}: {e.strerror or e}") from None
+        self.discarded = discard_stale_partials(self.out)
+
+    def holds_something(self) -> bool:
+        """True when ``out`` exists and is not empty (a commit would replace it)."""
+        return self.out.is_dir() and any(self.out.iterdir())
+
+    def beside(self, why: str) -> "RunWriter":
+        """A writer for a fresh sibling ``NAME.WHY-TIME`` of ``out`` (e.g. an interrupted run that
+        must not replace the finished one in ``out``)."""
+        stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+        return RunWriter(self.out.with_name(f"{self.out.name}.{why}-{stamp}"))
 
     def __enter__(self) -> Path:
         self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         try:
+            self._lock_fd = os.open(self.tmp / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run directory is not
@@ -86,8 +188,15 @@ class RunWriter:
             raise
         return self.tmp
 
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def commit(self) -> Path:
         assert self.tmp is not None
+        (self.tmp / LOCK_FILE).unlink(missing_ok=True)
+        self._unlock()
         old = None
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
@@ -100,6 +209,7 @@ class RunWriter:
         return self.out
 
     def __exit__(self, *exc: object) -> None:
+        self._unlock()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -137,4 +137,6 @@ def derive_seed(seed: int, stream: str) -> int:
     """
     import numpy as np
 
-    return int(np.random.SeedSequence([seed, STREAMS[stream]]).generate_state(1, np.uint64)[0] >> 1)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DipscopeError(f"a seed must be an integer ≥ 0, not {seed!r}")
+    return int(np.random.SeedSequence([int(seed), STREAMS[stream]]).generate_state(1, np.uint64)[0] >> 1)

@@ -35,8 +35,8 @@ from ..fit import Callback, FitState, fit
 from ..images import write_image
 from ..metrics import psnr
 from ..plots import bars, curves
-from ..rundir import RUN_FILE, is_complete, write_csv
-from .common import Task, describe, load_inputs, markdown_table, model_choice, require_complete, run_tasks
+from ..rundir import read_record, write_csv
+from .common import Task, describe, load_inputs, markdown_table, model_choice, plan_tasks, require_complete, run_tasks
 
 MODELS = ("dip", "linear-128", "linear-2048", "relunet")
 
@@ -184,6 +184,7 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
     cfg.validate()
     pairs = prepare(cfg)
     tasks = tasks_of(cfg, pairs)
+    plan = None if report_only else plan_tasks(tasks, out, force, executor)  # refuses before anything is written
     inputs = out / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     for name, (clean, noisy) in pairs.items():
@@ -191,7 +192,8 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
         write_image(inputs / f"{name}-noisy.png", noisy)
     if not report_only:
         try:
-            run_tasks(tasks, out, force=force, executor=executor, on_done=lambda key, summary: write_report(cfg, out, tasks))
+            run_tasks(tasks, out, force=force, executor=executor, plan=plan,
+                      on_done=lambda key, summary: write_report(cfg, out, tasks))
         except TasksFailed:
             write_report(cfg, out, tasks)
             raise
@@ -202,9 +204,8 @@ def finished(out: Path, tasks: Sequence[Task]) -> list[dict[str, Any]]:
     """Summaries of the tasks whose run directory is complete (with the same settings)."""
     rows = []
     for task in tasks:
-        directory = out / task.key
-        if is_complete(directory):
-            record = json.loads((directory / RUN_FILE).read_text())
+        record = read_record(out / task.key)
+        if record is not None and "summary" in record:
             if record.get("config") == json.loads(json.dumps(task.config, default=str)):
                 rows.append(record["summary"])
     return rows

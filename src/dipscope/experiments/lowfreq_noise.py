@@ -41,7 +41,7 @@ from ..errors import DipscopeError
 from ..fit import Callback, FitState, fit
 from ..metrics import psnr
 from ..observers import SpectralObserver
-from ..plots import band_heatmap, curves
+from ..plots import band_heatmap
 from ..rundir import write_csv
 from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
 

@@ -39,11 +39,11 @@ from .. import spectral
 from ..errors import DipscopeError
 from ..fit import Callback, FitState, fit
 from ..metrics import psnr
-from ..models import SkipSpec, count_parameters
+from ..models import SkipSpec
 from ..observers import SpectralObserver
 from ..rundir import write_csv
 from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
-from .lowfreq_noise import BARBARA_CENTRE, SnapshotSaver, _fmt, _load_snapshots, crop_square
+from .lowfreq_noise import SnapshotSaver, _fmt, _load_snapshots
 
 MODES = ("nearest", "bilinear", "transposed")
 STRIDES = (2, 4, 8, 16, 32)
