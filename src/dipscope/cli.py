@@ -6,18 +6,37 @@ Every user error (bad path, unreadable image, impossible configuration) prints o
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .errors import DipscopeError
 from .fit import Callback, FitState
 from .stopping import DEFAULT_RULE, RULES
+
+class Command(TyperCommand):
+    """A command whose usage line names arguments plainly (``IMAGE``, ``[IMAGES]...``, not
+    ``{image}``) and whose flags (``--force``, ``--help``) show no value placeholder: they take none."""
+
+    def collect_usage_pieces(self, ctx):  # type: ignore[no-untyped-def]
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"^\{(.+)\}", lambda m: m.group(1).upper(), re.sub(r"^\[(\w+)\]", lambda m: f"[{m.group(1).upper()}]", p))
+                if p != "[OPTIONS]" else p for p in pieces]
+
+    def get_params(self, ctx):  # type: ignore[no-untyped-def]
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
 
 app = typer.Typer(
     add_completion=False,
@@ -92,19 +111,16 @@ def _preset_defaults(attr: str) -> str:
     return "; ".join(parts)
 
 
-FLAG = ""  # metavar of on/off flags: they take no value, so help shows no placeholder
-
-
 def _layout(layout: Layout) -> Optional[bool]:
     return None if layout is Layout.auto else layout is Layout.channels_last
 
 
-@app.command()
+@app.command(cls=Command)
 def denoise(
     image: Path = typer.Argument(..., metavar="IMAGE", help="The image to denoise (PNG, JPEG or TIFF; grey or colour)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (must not hold a run, unless --force)."),
     sigma: Optional[float] = typer.Option(None, help="Add Gaussian noise of this std (0–255 scale) to IMAGE, seeded; default 25 unless --noisy."),
-    noisy: bool = typer.Option(False, "--noisy", metavar=FLAG, help="IMAGE is already noisy: fit it as it is."),
+    noisy: bool = typer.Option(False, "--noisy", help="IMAGE is already noisy: fit it as it is."),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for a --noisy image: adds PSNR/SSIM and best.png."),
     preset: Preset = typer.Option(Preset.ulyanov2018, help="Settings of a reference implementation."),
     model: Model = typer.Option(Model.skip, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
@@ -117,11 +133,11 @@ def denoise(
     device: str = typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps."),
     precision: Precision = typer.Option(Precision.auto, help="auto (bf16 where the hardware has it), fp32, bf16 or fp64."),
     layout: Layout = typer.Option(Layout.auto, help="Memory layout of activations (auto: the faster one here)."),
-    compile: bool = typer.Option(False, "--compile/--no-compile", metavar=FLAG, help="torch.compile the network (slower on small CPUs)."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", metavar=FLAG, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
-    reference: bool = typer.Option(False, "--reference", metavar=FLAG, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (slower on small CPUs)."),
+    fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
+    reference: bool = typer.Option(False, "--reference", help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
     seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
-    force: bool = typer.Option(False, "--force", metavar=FLAG, help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
     from .restore import DenoiseRequest, denoise as run_denoise, resolve
@@ -145,7 +161,7 @@ def denoise(
     _finish(run_denoise(request, callbacks=[bar]))
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Run directory to create."),
     steps: int = typer.Option(300, help="Adam steps (300 take about 2 minutes on 2 CPU cores)."),
@@ -255,7 +271,7 @@ def _executor_options(executor: ExecutorName, retries: int, threads: Optional[in
     return options
 
 
-@experiment_app.command("bias")
+@experiment_app.command("bias", cls=Command)
 def experiment_bias(
     images: list[str] = typer.Argument(..., help=IMAGES_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
@@ -285,7 +301,7 @@ def experiment_bias(
                                                                 cpus_per_task, gpus_per_task, ray_storage)))
 
 
-@experiment_app.command("trajectory")
+@experiment_app.command("trajectory", cls=Command)
 def experiment_trajectory(
     images: list[str] = typer.Argument(..., help=IMAGES_HELP + " Also pattern:F1,F2 for generated images."),
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
@@ -317,7 +333,7 @@ def experiment_trajectory(
                                                                 cpus_per_task, gpus_per_task, ray_storage)))
 
 
-@experiment_app.command("lowfreq-noise")
+@experiment_app.command("lowfreq-noise", cls=Command)
 def experiment_lowfreq_noise(
     images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
@@ -342,7 +358,7 @@ def experiment_lowfreq_noise(
     print(run(cfg, out, force=force))
 
 
-@experiment_app.command("upsampling")
+@experiment_app.command("upsampling", cls=Command)
 def experiment_upsampling(
     images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
@@ -387,7 +403,7 @@ def _steps_overrides(values: list[str]) -> dict[str, int]:
     return out
 
 
-@experiment_app.command("denoise-table")
+@experiment_app.command("denoise-table", cls=Command)
 def experiment_denoise_table(
     images: list[str] = typer.Argument(None, help=IMAGES_HELP + " Default: set:cbm3d9."),
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished runs are skipped on re-run)."),
@@ -433,7 +449,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Named test sets (cbm3d9, barb
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=Command)
 def data_fetch(
     name: str = typer.Argument(..., help="Data set: cbm3d9, barbara or triangle."),
     to: Path = typer.Option(..., "--to", help="Folder to download into (then pass it as --data-dir or $DIPSCOPE_DATA)."),
@@ -444,7 +460,7 @@ def data_fetch(
     fetch(name, to)
 
 
-@data_app.command("check")
+@data_app.command("check", cls=Command)
 def data_check(
     name: str = typer.Argument(..., help="Data set: cbm3d9, barbara or triangle."),
     data_dir: Optional[str] = typer.Option(None, help="Folder of the data sets (else $DIPSCOPE_DATA)."),
@@ -457,7 +473,7 @@ def data_check(
         print(f"{key}: {image.shape[-2]}×{image.shape[-1]}, {image.shape[0]} channel(s), sha256 ok")
 
 
-@experiment_app.command("gp-prior")
+@experiment_app.command("gp-prior", cls=Command)
 def experiment_gp_prior(
     out: Path = typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run)."),
     profile: Profile = typer.Option(Profile.cpu, help="smoke (seconds), cpu (committed results), paper (GPU)."),
@@ -475,7 +491,7 @@ gp_app = typer.Typer(no_args_is_help=True, help="Infinite-width (NNGP) kernels o
 app.add_typer(gp_app, name="gp")
 
 
-@gp_app.command("kernel")
+@gp_app.command("kernel", cls=Command)
 def gp_kernel(
     model_spec: str = typer.Option("skip:5", help="conv-relu:D[:K], dense:L, relunet:D, skip:L[:nearest], or SkipSpec JSON (file or inline)."),
     length: int = typer.Option(256, help="Signal length n (1-D)."),
@@ -488,7 +504,7 @@ def gp_kernel(
     print(kernel_report(parse(model_spec), length, max_lag, out))
 
 
-@app.command()
+@app.command(cls=Command)
 def bench(
     steps: int = typer.Option(10, help="Timed steps per mode and chunk (two chunks; medians over 5-step intervals)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes only (a minute or two)."),

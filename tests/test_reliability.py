@@ -1,0 +1,300 @@
+"""Issue 14: no finished run is ever lost, every bad setting is refused before the fit, every
+signal ends cleanly. Signals are sent to a real ``dipscope`` subprocess."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from dipscope.errors import DipscopeError
+from dipscope.executors import ExecutorOptions
+from dipscope.experiments.common import Task, run_tasks
+from dipscope.images import write_image
+from dipscope.rundir import LOCK_FILE, RunWriter
+
+SMALL = ["--levels", "3", "--device", "cpu"]
+
+
+@pytest.fixture()
+def image_file(tmp_path: Path, textured_rgb: torch.Tensor) -> Path:
+    path = tmp_path / "I.png"
+    write_image(path, textured_rgb)
+    return path
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (code, err)
+    for fragment in fragments:
+        assert fragment in lines[0], err
+    assert "fitting" not in err  # refused before the fit started
+    return lines[0]
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# --- signals, in a real subprocess -----------------------------------------------------------
+
+def start_fit(image: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """``dipscope denoise`` in a subprocess, returned once its fit has started."""
+    argv = [sys.executable, "-m", "dipscope.cli", "denoise", str(image), "--out", str(out), "--steps", "100000",
+            *SMALL, *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if line.startswith("fitting"):
+            break
+        assert time.monotonic() < deadline, "the fit did not start"
+    else:
+        pytest.fail(f"the process ended before fitting: {proc.wait()}")
+    time.sleep(1.0)  # some steps
+    return proc
+
+
+def stop(proc: subprocess.Popen[str], signum: int) -> tuple[int, str, str]:
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_during_force_keeps_the_finished_run(tmp_path: Path, image_file: Path, cli) -> None:
+    out = tmp_path / "R"
+    code, _, err = cli(["denoise", str(image_file), "--out", str(out), "--steps", "5", *SMALL])
+    assert code == 0, err
+    (out / "notes.txt").write_text("mine")
+    before = tree(out)
+    code, stdout, err = stop(start_fit(image_file, out, "--force"), signal.SIGINT)
+    assert code == 130, err
+    assert tree(out) == before  # the finished run, and the user's file, untouched
+    beside = list(tmp_path.glob("R.interrupted-*"))
+    assert len(beside) == 1 and str(beside[0].name) in err and "unchanged" in err
+    record = json.loads((beside[0] / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["stopping"]["interrupted"]
+    assert "interrupted before the rule" in stdout and "ran to the maximum" not in stdout
+
+
+def test_sigterm_saves_progress_and_exits_143(tmp_path: Path, image_file: Path) -> None:
+    out = tmp_path / "R"
+    code, _, err = stop(start_fit(image_file, out), signal.SIGTERM)
+    assert code == 143, err
+    assert "SIGTERM" in err
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["result"]["steps_done"] > 0
+    assert (out / "denoised.png").is_file() and (out / "final.png").is_file()
+    assert not list(tmp_path.glob(".R.partial-*"))
+
+
+def test_sigint_without_an_old_run_writes_into_out_and_exits_130(tmp_path: Path, image_file: Path) -> None:
+    out = tmp_path / "R"
+    code, _, err = stop(start_fit(image_file, out), signal.SIGINT)
+    assert code == 130, err
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+
+
+# --- bad settings: refused before the fit, nothing written -----------------------------------
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--sigma", "nan"], "--sigma"),
+    (["--sigma", "-1"], "--sigma"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "0"], "--lr"),
+    (["--stop-sigma", "nan"], "--stop-sigma"),
+    (["--seed", "-1"], "--seed"),
+    (["--steps", "-1"], "--steps"),
+    (["--width", "0"], "--width"),  # the skip model has no width: refused by name
+    (["--model", "relunet", "--levels", "2"], "--levels"),
+])
+def test_bad_values_are_refused_before_the_fit(tmp_path: Path, image_file: Path, cli, args, fragment) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--steps", "3", *SMALL[2:], *args])
+    one_line_error(code, err, fragment)
+    assert not (tmp_path / "o").exists()
+
+
+def test_width_is_refused_by_name_for_a_model_without_one(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--width", "0"])
+    one_line_error(code, err, "--width", "DIP-Linear", "skip")
+
+
+def test_unwritable_output_is_refused_before_the_fit(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", "/proc/dipscope-x", "--steps", "3", *SMALL])
+    one_line_error(code, err, "/proc/dipscope-x")
+
+
+def test_the_working_directory_is_never_replaced(tmp_path: Path, image_file: Path, cli, monkeypatch) -> None:
+    run = tmp_path / "R"
+    assert cli(["denoise", str(image_file), "--out", str(run), "--steps", "2", *SMALL])[0] == 0
+    monkeypatch.chdir(run)
+    before = tree(run)
+    for out in (".", str(tmp_path)):
+        code, _, err = cli(["denoise", str(image_file), "--out", out, "--force", "--steps", "2", *SMALL])
+        one_line_error(code, err, "working directory")
+    assert tree(run) == before
+
+
+def test_force_replaces_only_a_dipscope_run(tmp_path: Path, image_file: Path, cli) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"not really")
+    code, _, err = cli(["denoise", str(image_file), "--out", str(folder), "--force", "--steps", "2", *SMALL])
+    one_line_error(code, err, "photos", "not a dipscope run")
+    assert (folder / "holiday.jpg").read_bytes() == b"not really"
+    (folder / "run.json").write_text('{"status": "complete"}')  # a run.json, but not ours
+    code, _, err = cli(["denoise", str(image_file), "--out", str(folder), "--force", "--steps", "2", *SMALL])
+    one_line_error(code, err, "not a dipscope run")
+
+
+# --- denoised.png at the step limit ------------------------------------------------------------
+
+def test_denoised_is_the_last_output_when_the_rule_never_fired(tmp_path: Path, image_file: Path, cli) -> None:
+    out = tmp_path / "R"
+    code, stdout, err = cli(["denoise", str(image_file), "--out", str(out), "--steps", "5", *SMALL])
+    assert code == 0, err
+    stopping = json.loads((out / "run.json").read_text())["stopping"]
+    assert stopping["step"] == 5 and stopping["source"] == "output" and not stopping["stopped_early"]
+    assert "before the rule stopped it" in stopping["reason"]
+    assert (out / "denoised.png").read_bytes() == (out / "final.png").read_bytes()
+    assert "ran to the maximum" in stdout
+
+
+def test_a_rule_that_stops_still_returns_its_ema(textured_rgb: torch.Tensor) -> None:
+    from dipscope.fit import FitConfig, fit
+    from dipscope.models import SkipSpec
+    from dipscope.stopping import EarlyStopping, Rule
+
+    class StopAt20(Rule):
+        name = "at-20"
+
+        def update(self, obs) -> bool:
+            self.candidate = self.last_step = obs.step
+            if obs.step >= 20:
+                self.stopped_at = obs.step
+                return True
+            return False
+
+    stopper = EarlyStopping(StopAt20(), textured_rgb, sigma=25.0)
+    spec = SkipSpec(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(2,) * 3)
+    fit(spec, textured_rgb, FitConfig(steps=50, device="cpu", precision="fp32"), callbacks=[stopper])
+    assert stopper.choice is not None and stopper.choice.step == 20 and stopper.choice.source == "ema"
+    assert "stopped the fit at step 20" in stopper.choice.reason
+
+
+# --- experiments -------------------------------------------------------------------------------
+
+def test_a_refused_table_rerun_changes_nothing(tmp_path: Path, image_file: Path, cli) -> None:
+    out = tmp_path / "X"
+    base = ["experiment", "denoise-table", str(image_file), "--models", "dip", "--runs", "1", "--profile", "smoke",
+            "--factor", "1", "--device", "cpu", "--out", str(out)]
+    code, _, err = cli(base)
+    assert code == 0, err
+    before = tree(out)
+    code, _, err = cli([*base, "--sigma", "15"])
+    one_line_error(code, err, "other settings")
+    assert tree(out) == before
+
+
+def _value(directory: Path) -> dict[str, Any]:
+    (directory / "v.txt").write_text("1")
+    return {"v": 1}
+
+
+def test_a_corrupt_run_json_is_set_aside_and_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_tasks([Task("a", _value, {})], out, progress=lambda m: None)
+    (out / "a" / "run.json").write_text('{"task": "a", "sum')  # truncated
+    said: list[str] = []
+    summaries = run_tasks([Task("a", _value, {})], out, progress=said.append)
+    assert summaries["a"] == {"v": 1}
+    aside = list(out.glob("a.unfinished-*"))
+    assert len(aside) == 1 and any("moved aside" in m and aside[0].name in m for m in said)
+    assert json.loads((out / "a" / "run.json").read_text())["summary"] == {"v": 1}
+
+
+def test_stale_partials_are_removed_on_resume_but_live_ones_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, live, old = (out / f".run-0.partial-{name}" for name in ("stale", "live", "old"))
+    for d in (stale, live, old):
+        d.mkdir()
+        (d / "half.txt").write_text("x")
+    (stale / LOCK_FILE).write_text("")  # its writer was killed: nobody holds the lock
+    (live / LOCK_FILE).write_text("")
+    fd = os.open(live / LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a writer still at work
+    os.utime(old, (time.time() - 3600,) * 2)  # no lock file, an hour old (an older dipscope)
+    try:
+        said: list[str] = []
+        run_tasks([Task("run-0", _value, {})], out, progress=said.append)
+        assert not stale.exists() and not old.exists() and live.exists()
+        assert sum("half-written" in m for m in said) == 2
+    finally:
+        os.close(fd)
+
+
+def test_a_run_writer_removes_stale_partials_of_its_directory(tmp_path: Path) -> None:
+    stale = tmp_path / ".R.partial-x"
+    stale.mkdir()
+    (stale / LOCK_FILE).write_text("")
+    writer = RunWriter(tmp_path / "R")
+    assert not stale.exists() and writer.discarded == [stale]
+
+
+def test_experiments_default_to_the_same_thread_count_on_both_executors() -> None:
+    assert ExecutorOptions().resolved_threads() == ExecutorOptions(name="ray").resolved_threads() == 1
+    assert ExecutorOptions(cpus_per_task=2).resolved_threads() == ExecutorOptions(name="ray", cpus_per_task=2).resolved_threads()
+
+
+def test_resuming_with_another_thread_count_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_tasks([Task("a", _value, {})], out, progress=lambda m: None, executor=ExecutorOptions(threads=2))
+    assert json.loads((out / "a" / "run.json").read_text())["executor"]["threads"] == 2
+    with pytest.raises(DipscopeError, match="--threads 2"):
+        run_tasks([Task("a", _value, {}), Task("b", _value, {})], out, progress=lambda m: None)
+    assert not (out / "b").exists()
+    run_tasks([Task("a", _value, {})], out, progress=lambda m: None, executor=ExecutorOptions(threads=2))
+
+
+# --- messages and help -------------------------------------------------------------------------
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_huge_image_is_called_too_large(tmp_path: Path, cli) -> None:
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(_png_header(100_000, 100_000))
+    code, _, err = cli(["denoise", str(huge), "--out", str(tmp_path / "o")])
+    one_line_error(code, err, "too large", "100000×100000")
+
+
+def test_too_many_levels_names_the_most_that_fit(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--levels", "99", "--device", "cpu"])
+    line = one_line_error(code, err, "at most 5 levels")
+    assert not any(len(word) > 12 and word.isdigit() for word in line.split())
+
+
+def test_help_gives_the_presets_defaults_and_no_value_placeholders(cli) -> None:
+    code, stdout, _ = cli(["denoise", "--help"])
+    assert code == 0
+    text = " ".join(stdout.replace("│", " ").split())
+    assert "ulyanov2018 3000" in text and "chakrabarty2019 1000" in text  # --steps
+    assert "ulyanov2018 0.01" in text and "chakrabarty2019 0.001" in text  # --lr
+    assert "<bool>" not in text and "{" not in text.split("Denoise")[0] and "denoise [OPTIONS] IMAGE" in text
