@@ -21,7 +21,7 @@ import torch
 from dipscope import gp
 from dipscope.experiments.common import markdown_table
 from dipscope.models import SkipSpec
-from dipscope.rundir import write_csv
+from dipscope.runs.rundir import write_csv
 
 N, LAG, SEED = 128, 16, 0
 

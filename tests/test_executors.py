@@ -19,10 +19,10 @@ import torch
 
 from dipscope.cli import main
 from dipscope.errors import DipscopeError
-from dipscope.executors import ExecutorOptions, TasksFailed
 from dipscope.experiments import denoise_table as dt
-from dipscope.experiments.common import Task, run_tasks
 from dipscope.images import write_image
+from dipscope.runs import Task, run_tasks
+from dipscope.runs.executors import ExecutorOptions, TasksFailed
 
 MODELS = "dip,linear-128,relunet"
 
@@ -260,7 +260,7 @@ def test_ray_ctrl_c_kills_a_task_that_ignores_the_cancel(tmp_path: Path, ray_clu
     the driver removes the partial directory it could not remove itself."""
     import time
 
-    from dipscope.executors import RayExecutor
+    from dipscope.runs.executors import RayExecutor
 
     def interrupt(key: str, summary: dict[str, Any]) -> None:
         time.sleep(1.0)  # let the stubborn task create its partial directory

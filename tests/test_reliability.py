@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from dipscope.errors import DipscopeError
-from dipscope.executors import ExecutorOptions
-from dipscope.experiments.common import Task, run_tasks
 from dipscope.images import write_image
-from dipscope.rundir import LOCK_FILE, RunWriter
+from dipscope.runs import Task, run_tasks
+from dipscope.runs.executors import ExecutorOptions
+from dipscope.runs.rundir import LOCK_FILE, RunWriter
 
 SMALL = ["--levels", "3", "--device", "cpu"]
 

@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperCommand
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from typer.core import TyperCommand
 
 from .errors import DipscopeError
 from .fit import Callback, FitState
 from .stopping import DEFAULT_RULE, RULES
+
 
 class Command(TyperCommand):
     """A command whose usage line names arguments plainly (``IMAGE``, ``[IMAGES]...``, not
@@ -140,7 +147,8 @@ def denoise(
     force: bool = typer.Option(False, "--force", help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
-    from .restore import DenoiseRequest, denoise as run_denoise, resolve
+    from .restore import DenoiseRequest, resolve
+    from .restore import denoise as run_denoise
 
     if stop not in ("auto", "none", *RULES):
         raise DipscopeError(f"unknown --stop {stop!r}; choose auto, none or one of {', '.join(RULES)}")
@@ -174,7 +182,8 @@ def demo(
     from .images import read_image, write_image
     from .metrics import psnr
     from .plots import image_row
-    from .restore import DenoiseRequest, denoise as run_denoise
+    from .restore import DenoiseRequest
+    from .restore import denoise as run_denoise
 
     crop = data.astronaut()[30:158, 170:298].astype(np.float32) / 255.0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +232,7 @@ class RayStorage(str, Enum):
     driver = "driver"
 
 
-# The executor options every experiment command takes (see dipscope.executors).
+# The executor options every experiment command takes (see dipscope.runs.executors).
 def _opt_executor():
     return typer.Option(ExecutorName.local, "--executor", help="local (here, one task after the other) or ray "
                         "(each task a Ray task; needs Ray: the dipscope ray extra).", rich_help_panel="Executor")
@@ -263,7 +272,7 @@ def _opt_storage():
 
 def _executor_options(executor: ExecutorName, retries: int, threads: Optional[int], ray_address: Optional[str],
                       cpus_per_task: float, gpus_per_task: float, ray_storage: RayStorage):
-    from .executors import ExecutorOptions
+    from .runs.executors import ExecutorOptions
 
     options = ExecutorOptions(name=executor.value, retries=retries, threads=threads, ray_address=ray_address,
                               cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, storage=ray_storage.value)
@@ -499,7 +508,8 @@ def gp_kernel(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write correlation.csv and spectrum.csv here."),
 ) -> None:
     """Print the stationarised correlation c(τ) and power spectrum S(ω) of a network's NNGP kernel."""
-    from .experiments.gp_prior import kernel_report, model_spec as parse
+    from .experiments.gp_prior import kernel_report
+    from .experiments.gp_prior import model_spec as parse
 
     print(kernel_report(parse(model_spec), length, max_lag, out))
 

@@ -24,7 +24,7 @@ import torch
 
 from .errors import DipscopeError
 from .images import read_image
-from .rundir import sha256_file
+from .runs.rundir import sha256_file
 
 ENV = "DIPSCOPE_DATA"
 

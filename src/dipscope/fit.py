@@ -35,10 +35,25 @@ import torch
 
 from . import metrics as M
 from .errors import DipscopeError
-from .images import crop_padding, check_min_size
-from .models import ModelSpec, build, build_group, coordinate_grid, count_parameters, estimate_memory, input_shape
+from .images import check_min_size, crop_padding
+from .models import (
+    ModelSpec,
+    build,
+    build_group,
+    coordinate_grid,
+    count_parameters,
+    estimate_memory,
+    input_shape,
+)
 from .operators import Identity, Operator
-from .runtime import autocast, compute_dtype, derive_seed, describe_device, resolve_device, resolve_precision
+from .runtime import (
+    autocast,
+    compute_dtype,
+    derive_seed,
+    describe_device,
+    resolve_device,
+    resolve_precision,
+)
 
 
 @dataclass

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import (
+    mean_squared_error,
+    peak_signal_noise_ratio,
+    structural_similarity,
+)
 
 from dipscope.images import _hwc, check_min_size
 

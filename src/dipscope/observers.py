@@ -10,7 +10,7 @@ import torch
 
 from . import spectral
 from .fit import Callback, FitState
-from .rundir import write_csv
+from .runs.rundir import write_csv
 
 
 class SpectralObserver(Callback):

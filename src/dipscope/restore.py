@@ -1,7 +1,7 @@
 """Denoising an image end to end: read, degrade, fit, and write a self-describing run directory.
 
 This is what ``dipscope denoise`` runs; it composes :mod:`images`, :mod:`degrade`,
-:mod:`presets`, :mod:`fit` and :mod:`rundir` and holds no logic of its own beyond that.
+:mod:`presets`, :mod:`fit` and :mod:`runs.rundir` and holds no logic of its own beyond that.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .images import read_image, write_image
 from .models import ModelSpec, spec_to_dict
 from .plots import fit_curves
 from .presets import preset
-from .rundir import RunWriter, run_record, sha256_file, write_csv, write_json
+from .runs.rundir import RunWriter, run_record, sha256_file, write_csv, write_json
 
 
 @dataclass

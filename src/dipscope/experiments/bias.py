@@ -20,14 +20,15 @@ import torch
 
 from .. import spectral
 from ..errors import DipscopeError
-from ..executors import ExecutorOptions
 from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
 from ..observers import SpectralObserver
 from ..plots import band_heatmap
-from ..rundir import write_csv
-from .common import Task, describe, load_inputs, markdown_table, model_choice, require_complete, run_tasks
+from ..runs import Task, require_complete, run_tasks
+from ..runs.executors import ExecutorOptions
+from ..runs.rundir import write_csv
+from .common import describe, load_inputs, markdown_table, model_choice
 
 
 @dataclass

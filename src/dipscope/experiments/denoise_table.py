@@ -19,7 +19,6 @@ resumes and its partial table is always on disk.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,13 +29,14 @@ import torch
 
 from ..degrade import RESIZES, denoising_pair
 from ..errors import DipscopeError
-from ..executors import ExecutorOptions, TasksFailed
 from ..fit import Callback, FitState, fit
 from ..images import write_image
 from ..metrics import psnr
 from ..plots import bars, curves
-from ..rundir import read_record, write_csv
-from .common import Task, describe, load_inputs, markdown_table, model_choice, plan_tasks, require_complete, run_tasks
+from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
+from ..runs.executors import ExecutorOptions, TasksFailed
+from ..runs.rundir import write_csv
+from .common import describe, load_inputs, markdown_table, model_choice
 
 MODELS = ("dip", "linear-128", "linear-2048", "relunet")
 
@@ -201,14 +201,8 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
 
 
 def finished(out: Path, tasks: Sequence[Task]) -> list[dict[str, Any]]:
-    """Summaries of the tasks whose run directory is complete (with the same settings)."""
-    rows = []
-    for task in tasks:
-        record = read_record(out / task.key)
-        if record is not None and "summary" in record:
-            if record.get("config") == json.loads(json.dumps(task.config, default=str)):
-                rows.append(record["summary"])
-    return rows
+    """Summaries of the tasks whose run directory is finished with the same settings."""
+    return [s for s in (finished_summary(out / task.key, task) for task in tasks) if s is not None]
 
 
 def cell(values: Sequence[float]) -> tuple[float, float | None]:

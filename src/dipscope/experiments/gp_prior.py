@@ -29,8 +29,9 @@ import numpy as np
 from .. import gp
 from ..errors import DipscopeError
 from ..models import SkipSpec
-from ..rundir import write_csv
-from .common import PROFILES, Task, markdown_table, run_tasks
+from ..runs import Task, run_tasks
+from ..runs.rundir import write_csv
+from .common import PROFILES, markdown_table
 
 # profile → length n, MC width C, MC samples S, input widths σ, depths d, levels L
 SETTINGS: dict[str, dict[str, Any]] = {

@@ -42,8 +42,9 @@ from ..fit import Callback, FitState, fit
 from ..metrics import psnr
 from ..observers import SpectralObserver
 from ..plots import band_heatmap
-from ..rundir import write_csv
-from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
+from ..runs import Task, require_complete, run_tasks
+from ..runs.rundir import write_csv
+from .common import crop_side, describe, markdown_table, model_choice
 
 NOISES = ("lowfreq", "white")
 # Barbara's scarf (stripes near 0.27 cycles/pixel): the crop window is centred here (row, column).

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 
 from .. import spectral
-from ..errors import DipscopeError
-from ..executors import ExecutorOptions
 from ..degrade import pattern_image
+from ..errors import DipscopeError
 from ..fit import fit_runs
 from ..images import write_image
 from ..plots import curves
-from ..rundir import write_csv
+from ..runs import Task, require_complete, run_tasks
+from ..runs.executors import ExecutorOptions
+from ..runs.rundir import write_csv
 from ..trajectory import TrajectoryRecorder, trajectory_distance
-from .common import Task, describe, load_inputs, markdown_table, model_choice, require_complete, run_tasks
+from .common import describe, load_inputs, markdown_table, model_choice
 
 
 @dataclass

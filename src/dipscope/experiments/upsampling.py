@@ -41,8 +41,9 @@ from ..fit import Callback, FitState, fit
 from ..metrics import psnr
 from ..models import SkipSpec
 from ..observers import SpectralObserver
-from ..rundir import write_csv
-from .common import crop_side, Task, describe, markdown_table, model_choice, require_complete, run_tasks
+from ..runs import Task, require_complete, run_tasks
+from ..runs.rundir import write_csv
+from .common import crop_side, describe, markdown_table, model_choice
 from .lowfreq_noise import SnapshotSaver, _fmt, _load_snapshots
 
 MODES = ("nearest", "bilinear", "transposed")
@@ -205,7 +206,8 @@ def _task(name: str, image: torch.Tensor, key: str, spec: SkipSpec, config, cfg:
 
 
 def load_images(cfg: UpsamplingConfig) -> dict[str, torch.Tensor]:
-    from .lowfreq_noise import LowFreqConfig, load_images as load_lf
+    from .lowfreq_noise import LowFreqConfig
+    from .lowfreq_noise import load_images as load_lf
 
     return load_lf(LowFreqConfig(images=cfg.images, profile=cfg.profile, crop=cfg.crop, data_dir=cfg.data_dir))
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import DipscopeError
+from ..errors import DipscopeError
 
 RUN_FILE = "run.json"
 
@@ -244,7 +244,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def run_record(**sections: Any) -> dict[str, Any]:
     """The common header of every ``run.json``: time, command line and versions."""
-    from .runtime import versions
+    from ..runtime import versions
 
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

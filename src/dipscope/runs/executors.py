@@ -1,7 +1,7 @@
 """Executors: who runs an experiment's independent tasks.
 
-An experiment expands into :class:`~dipscope.experiments.common.Task` objects (one run
-directory each); :func:`~dipscope.experiments.common.run_tasks` skips the finished ones and
+An experiment expands into :class:`~dipscope.runs.task.Task` objects (one run
+directory each); :func:`~dipscope.runs.sweep.run_tasks` skips the finished ones and
 hands the rest to an executor:
 
 * ``local`` (default) — in this process, one task after the other;
@@ -30,13 +30,18 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .errors import DipscopeError
-from .rundir import RUN_FILE, RunWriter, discard_partials, is_complete, run_record, write_json
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .experiments.common import Task
+from ..errors import DipscopeError
+from .rundir import (
+    RUN_FILE,
+    RunWriter,
+    discard_partials,
+    is_complete,
+    run_record,
+    write_json,
+)
+from .task import Task
 
 EXECUTORS = ("local", "ray")
 STORAGES = ("shared", "driver")
@@ -90,14 +95,14 @@ class ExecutorOptions:
 
 # --- one task, wherever it runs --------------------------------------------------------------
 
-def _fill(task: "Task", directory: Path, command: list[str], info: dict[str, Any]) -> dict[str, Any]:
+def _fill(task: Task, directory: Path, command: list[str], info: dict[str, Any]) -> dict[str, Any]:
     summary = task.work(directory)
     write_json(directory / RUN_FILE, run_record(task=task.key, config=task.config, summary=summary,
                                                 command=command, executor=info))
     return summary
 
 
-def execute(task: "Task", out: str | None, threads: int, command: list[str],
+def execute(task: Task, out: str | None, threads: int, command: list[str],
             info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes] | None]:
     """Run one task with ``threads`` torch threads; return its summary and, when ``out`` is
     None (driver storage), the files of its run directory (relative path → bytes).
@@ -142,7 +147,7 @@ def store(directory: Path, files: dict[str, bytes]) -> None:
 
 # --- executors -------------------------------------------------------------------------------
 
-Outcome = tuple["Task", "dict[str, Any] | BaseException"]
+Outcome = tuple[Task, "dict[str, Any] | BaseException"]
 
 
 class LocalExecutor:
@@ -151,10 +156,10 @@ class LocalExecutor:
     def __init__(self, options: ExecutorOptions, out: Path) -> None:
         self.out = out
         self.threads = options.resolved_threads()
-        self.queue: deque["Task"] = deque()
+        self.queue: deque[Task] = deque()
         self.info = {"name": "local"}
 
-    def submit(self, task: "Task") -> None:
+    def submit(self, task: Task) -> None:
         self.queue.append(task)
 
     def next_result(self) -> Outcome:
@@ -210,9 +215,9 @@ class RayExecutor:
                      "gpus_per_task": options.gpus_per_task}
         self.remote = ray.remote(num_cpus=options.cpus_per_task, num_gpus=options.gpus_per_task,
                                  max_retries=0)(execute)
-        self.refs: dict[Any, "Task"] = {}
+        self.refs: dict[Any, Task] = {}
 
-    def submit(self, task: "Task") -> None:
+    def submit(self, task: Task) -> None:
         ref = self.remote.options(name=f"dipscope:{task.key}").remote(task, self.out, self.threads, self.command,
                                                                       self.info)
         self.refs[ref] = task
@@ -323,7 +328,7 @@ class Counter:
                       f"{self.remaining} remaining, {time.perf_counter() - self.t0:.0f} s)")
 
 
-def schedule(todo: list["Task"], out: Path, options: ExecutorOptions, counter: Counter,
+def schedule(todo: list[Task], out: Path, options: ExecutorOptions, counter: Counter,
              on_done: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``todo`` on the chosen executor; return every finished task's summary by key, calling
     ``on_done(key, summary)`` on the driver as each one finishes.

@@ -1,0 +1,117 @@
+"""Running an experiment's tasks: check them against the output directory, skip the finished
+ones, hand the rest to an executor (:mod:`dipscope.runs.executors`: here, or on a Ray
+cluster), and return every task's summary.
+
+A task's run directory is *finished* when its ``run.json`` is readable and holds a summary
+(:func:`finished_summary`); a finished run is reused only when it was made with the same
+settings (``Task.config``) and, on a CPU, the same torch thread count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import DipscopeError
+from .executors import Counter, ExecutorOptions, schedule
+from .rundir import RUN_FILE, _jsonable, discard_stale_partials, read_record, set_aside
+from .task import Task
+
+
+def finished_summary(directory: Path, task: Task) -> dict[str, Any] | None:
+    """The summary of ``task``'s finished run in ``directory`` if it was made with the task's
+    settings, else None (no run, an unreadable one, or other settings)."""
+    record = read_record(directory)
+    if record is None or "summary" not in record:
+        return None
+    same = record.get("config") == json.loads(json.dumps(task.config, default=_jsonable))
+    return record["summary"] if same else None
+
+
+@dataclass
+class Plan:
+    """What :func:`run_tasks` will do, decided before anything is written: the finished tasks'
+    summaries (skipped), the tasks to run, and the run directories to set aside first (their
+    ``run.json`` is missing, truncated or unreadable: an unfinished run)."""
+
+    summaries: dict[str, dict[str, Any]]
+    todo: list[Task]
+    unfinished: list[Path]
+    threads: int
+
+
+def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
+               executor: ExecutorOptions | None = None) -> Plan:
+    """Check the tasks against ``out`` without writing anything.
+
+    Refused, with one :class:`DipscopeError`: two tasks sharing a directory; a finished run
+    with other settings; a finished CPU run made with another torch thread count (the numbers
+    depend on it, so a table would mix two set-ups) — unless ``force`` redoes them.
+    """
+    keys = [task.key for task in tasks]
+    if len(set(keys)) != len(keys):
+        raise DipscopeError("two tasks share a run directory: " + ", ".join(sorted({k for k in keys if keys.count(k) > 1})))
+    options = executor or ExecutorOptions()
+    options.validate()
+    threads = options.resolved_threads()
+    plan = Plan({}, [], [], threads)
+    for task in tasks:
+        directory = out / task.key
+        record = read_record(directory)
+        if record is None or "summary" not in record:
+            if directory.exists():
+                plan.unfinished.append(directory)
+            plan.todo.append(task)
+            continue
+        if force:
+            plan.todo.append(task)
+            continue
+        if finished_summary(directory, task) is None:
+            raise DipscopeError(f"{directory} holds a finished run with other settings; "
+                                "pass --force to redo it or choose another --out")
+        made_with = (record.get("executor") or {}).get("threads")
+        device = ((record.get("summary") or {}).get("device") or {}).get("type", "cpu")
+        if made_with is not None and made_with != threads and device == "cpu":
+            raise DipscopeError(f"{directory} was made with {made_with} torch thread(s) and this run would use "
+                                f"{threads}; CPU results depend on the thread count, so resume with "
+                                f"--threads {made_with} (or pass --force to redo every run)")
+        plan.summaries[task.key] = record["summary"]
+    return plan
+
+
+def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
+              progress: Callable[[str], None] = print, executor: ExecutorOptions | None = None,
+              on_done: Callable[[str, dict[str, Any]], None] | None = None,
+              plan: Plan | None = None) -> dict[str, dict[str, Any]]:
+    """Run the tasks not already complete under ``out``; return every task's summary.
+
+    ``executor`` chooses who runs them (default: here, one after the other; see
+    :mod:`dipscope.runs.executors`); ``on_done(key, summary)`` is called here as each new task
+    finishes (e.g. to rewrite a partial table). Everything :func:`plan_tasks` refuses is
+    refused before any work starts (pass a ``plan`` made earlier to check before writing
+    anything else). Run directories without a readable ``run.json`` are set aside
+    (``KEY.unfinished-TIME``) and their tasks run again; temporary directories left by killed
+    tasks are removed. Tasks that still fail after their retries raise
+    :class:`~dipscope.runs.executors.TasksFailed` once all the others have finished.
+    """
+    plan = plan or plan_tasks(tasks, out, force, executor)
+    out.mkdir(parents=True, exist_ok=True)
+    for directory in plan.unfinished:
+        progress(f"{directory.relative_to(out)}: no readable {RUN_FILE} (an unfinished run); "
+                 f"moved aside to {set_aside(directory, 'unfinished').name}, running it again")
+    for task in plan.todo:
+        for tmp in discard_stale_partials(out / task.key):
+            progress(f"{task.key}: removed {tmp.name}, left half-written by a process that was killed")
+    counter = Counter(len(tasks), progress)
+    for task in tasks:
+        if task.key in plan.summaries:
+            counter.finished += 1
+            counter.say(task.key, "done already, skipped")
+    summaries = dict(plan.summaries)
+    if plan.todo:
+        summaries.update(schedule(plan.todo, out, executor or ExecutorOptions(), counter, on_done))
+    return {task.key: summaries[task.key] for task in tasks}
+
+
