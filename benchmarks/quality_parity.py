@@ -21,8 +21,8 @@ import torch
 from skimage import data
 
 from dipscope.bench import FAST, REFERENCE
-from dipscope.degrade import add_gaussian_noise
 from dipscope.fit import fit
+from dipscope.physics import GaussianNoise
 from dipscope.presets import preset
 
 IMAGES = {"astronaut": (data.astronaut, (0.12, 0.35)), "coffee": (data.coffee, (0.30, 0.35)),
@@ -58,7 +58,7 @@ def main() -> None:
             for mode_name, mode in (("reference", REFERENCE), ("fast", FAST)):
                 best = []
                 for seed in range(args.seeds):
-                    noisy = add_gaussian_noise(clean, 25, seed=100 + seed)
+                    noisy = GaussianNoise(25 / 255, 100 + seed)(clean, clip=True)
                     t = time.perf_counter()
                     r = fit(spec, noisy, replace(base, steps=args.steps, seed=seed, **mode), clean=clean, ssim=False)
                     best.append(r.best_psnr)

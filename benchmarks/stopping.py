@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from dipscope import stopping as S
-from dipscope.degrade import add_gaussian_noise, downsample
 from dipscope.fit import Callback, FitState, fit_runs
+from dipscope.physics import GaussianNoise, downsample
 from dipscope.presets import preset
 
 CBM3D9 = ("baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers")
@@ -147,7 +147,7 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
     if not todo:
         return
     clean, how = load_clean(kind, name, args.data_dir, args.crop)
-    noisy = add_gaussian_noise(clean, sigma, seed=NOISE_SEED)
+    noisy = GaussianNoise(sigma / 255, NOISE_SEED)(clean, clip=True)
     spec, config = preset("ulyanov2018")
     config = replace(config, steps=args.steps, device=args.device)
     context = S.Context.from_target(noisy)  # sigma estimated; the given one is stored beside it

@@ -13,10 +13,10 @@ import torch
 
 from dipscope import datasets
 from dipscope.cli import main
-from dipscope.degrade import denoising_pair, downsample, quantize8
 from dipscope.errors import DipscopeError
 from dipscope.experiments import denoise_table as dt
 from dipscope.images import write_image
+from dipscope.physics import denoising_pair, downsample, quantize8
 from dipscope.runtime import STREAMS, derive_seed
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
@@ -66,12 +66,12 @@ def test_area_resize_is_the_block_mean_and_keeps_the_aspect() -> None:
 
 def test_denoising_pair_is_8_bit_seeded_and_clipped() -> None:
     image = torch.rand(3, 64, 64)
-    clean, noisy = denoising_pair(image, 2, 25, resize="study", seed=3)
+    clean, noisy = denoising_pair(image, 2, 25 / 255, resize="study", seed=3)
     assert clean.shape == noisy.shape == (3, 32, 32)
     for x in (clean, noisy):
         assert torch.equal(x, quantize8(x)) and x.min() >= 0 and x.max() <= 1
-    again = denoising_pair(image, 2, 25, resize="study", seed=3)[1]
-    other = denoising_pair(image, 2, 25, resize="study", seed=4)[1]
+    again = denoising_pair(image, 2, 25 / 255, resize="study", seed=3)[1]
+    other = denoising_pair(image, 2, 25 / 255, resize="study", seed=4)[1]
     assert torch.equal(noisy, again) and not torch.equal(noisy, other)
     residual = (noisy - downsample(image, 2, "study")).std().item()
     assert 0.085 < residual < 0.1  # σ = 25/255 = 0.098, slightly less after clipping
@@ -93,7 +93,7 @@ def test_study_pair_is_the_same_at_any_thread_count() -> None:
         pairs = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            pairs.append(denoising_pair(image, 4, 25, resize="study", seed=0))
+            pairs.append(denoising_pair(image, 4, 25 / 255, resize="study", seed=0))
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(pairs[0][0], pairs[1][0]) and torch.equal(pairs[0][1], pairs[1][1])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dipscope.degrade import pattern_image
+from dipscope.datasets import pattern_image
 from dipscope.experiments import bias, trajectory
 from dipscope.images import write_image
 

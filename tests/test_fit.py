@@ -8,12 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dipscope.degrade import add_gaussian_noise
 from dipscope.errors import DipscopeError
 from dipscope.fit import Callback, FitConfig, FitState, fit
 from dipscope.metrics import psnr
 from dipscope.models import LinearSpec, SkipSpec
-from dipscope.operators import Mask
+from dipscope.physics import GaussianNoise, Mask
 from dipscope.presets import preset
 from dipscope.trajectory import TrajectoryRecorder
 
@@ -23,7 +22,7 @@ QUICK = FitConfig(steps=20, lr=0.01, observe_every=5, device="cpu", precision="f
 
 def test_dip_denoises_a_textured_crop(textured_rgb: torch.Tensor) -> None:
     """σ = 25, 300 steps of the standard (ulyanov2018) network: ≥ 3 dB over the noisy input."""
-    noisy = add_gaussian_noise(textured_rgb, 25, seed=0)
+    noisy = GaussianNoise(25 / 255, 0)(textured_rgb, clip=True)
     spec, config = preset("ulyanov2018")
     config = replace(config, steps=300, observe_every=50, device="cpu")
     result = fit(spec, noisy, config, clean=textured_rgb, ssim=False)

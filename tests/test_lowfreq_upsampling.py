@@ -11,9 +11,9 @@ import torch
 from skimage import data
 
 from dipscope.cli import main
-from dipscope.degrade import add_noise, bandpass_noise, lowfreq_noise, mixed_noise
 from dipscope.errors import DipscopeError
 from dipscope.images import write_image
+from dipscope.physics import BandpassNoise, GaussianNoise, LowFreqNoise, MixedNoise
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,7 +54,7 @@ def radial(seg: int = SEG) -> np.ndarray:
 
 def test_lowfreq_noise_power_lies_below_the_cutoff_and_std_is_sigma() -> None:
     sigma, fc = 0.1, 1 / 32
-    fields = lowfreq_noise((32, 256, 256), sigma, fc, seed=3).numpy()
+    fields = LowFreqNoise(sigma, fc, seed=3).sample((32, 256, 256)).numpy()
     psd, r = welch_psd(fields), radial()
     # ≥ 99 % of the power within fc (plus the estimator's own window leakage of 2 bins)
     assert psd[r <= fc + LEAK].sum() / psd.sum() >= 0.99
@@ -67,17 +67,17 @@ def test_lowfreq_noise_power_lies_below_the_cutoff_and_std_is_sigma() -> None:
 
 def test_lowfreq_noise_std_over_many_small_realisations() -> None:
     sigma = 25 / 255
-    fields = lowfreq_noise((400, 64, 64), sigma, 1 / 16, seed=0).numpy()
+    fields = LowFreqNoise(sigma, 1 / 16, seed=0).sample((400, 64, 64)).numpy()
     assert fields.std() == pytest.approx(sigma, rel=0.03)
     assert abs(fields.mean()) < 0.05 * sigma
-    exact = lowfreq_noise((5, 64, 64), sigma, 1 / 16, seed=1, exact=True).numpy().reshape(5, -1)
+    exact = LowFreqNoise(sigma, 1 / 16, seed=1, exact=True).sample((5, 64, 64)).numpy().reshape(5, -1)
     np.testing.assert_allclose(exact.std(axis=1), sigma, rtol=1e-5)
     np.testing.assert_allclose(exact.mean(axis=1), 0, atol=1e-6)
 
 
 def test_bandpass_noise_power_lies_in_the_ring() -> None:
     sigma, lo, hi = 0.05, 0.1, 0.2
-    fields = bandpass_noise((16, 256, 256), sigma, lo, hi, seed=5).numpy()
+    fields = BandpassNoise(sigma, lo, hi, seed=5).sample((16, 256, 256)).numpy()
     psd, r = welch_psd(fields), radial()
     assert psd[(r > lo - LEAK) & (r <= hi + LEAK)].sum() / psd.sum() >= 0.99
     assert psd[r <= lo / 2].sum() / psd.sum() < 1e-3
@@ -86,7 +86,7 @@ def test_bandpass_noise_power_lies_in_the_ring() -> None:
 
 def test_mixed_noise_adds_a_flat_floor_to_the_low_band() -> None:
     sw, sl, fc = 0.03, 0.08, 1 / 32
-    fields = mixed_noise((48, 256, 256), sw, sl, fc, seed=2).numpy()
+    fields = MixedNoise(sw, sl, fc, seed=2).sample((48, 256, 256)).numpy()
     psd, r = welch_psd(fields), radial()
     assert fields.std() == pytest.approx(np.hypot(sw, sl), rel=0.03)
     # white part: flat power σ_w² per coefficient (normalised PSD × N) far from the low band
@@ -99,15 +99,30 @@ def test_mixed_noise_adds_a_flat_floor_to_the_low_band() -> None:
 
 def test_noise_errors_and_no_clipping_by_default() -> None:
     with pytest.raises(DipscopeError):
-        lowfreq_noise((1, 8, 8), 0.1, fc=0.0)
+        LowFreqNoise(0.1, fc=0.0)
     with pytest.raises(DipscopeError):
-        bandpass_noise((1, 8, 8), 0.1, 0.3, 0.2)
+        BandpassNoise(0.1, 0.3, 0.2)
     with pytest.raises(DipscopeError):
-        bandpass_noise((1, 8, 8), 0.1, 0.01, 0.02)  # no grid frequency in the ring
+        BandpassNoise(0.1, 0.01, 0.02).sample((1, 8, 8))  # no grid frequency in the ring
+    with pytest.raises(DipscopeError):
+        GaussianNoise(float("nan"))
     image = torch.full((1, 32, 32), 0.95)
-    noise = lowfreq_noise((1, 32, 32), 0.2, 1 / 8, seed=0)
-    assert add_noise(image, noise).max() > 1.0
-    assert add_noise(image, noise, clip=True).max() <= 1.0
+    noise = LowFreqNoise(0.2, 1 / 8, seed=0)
+    assert noise(image).max() > 1.0
+    assert noise(image, clip=True).max() <= 1.0
+
+
+def test_each_noise_owns_its_stream() -> None:
+    """The same seed gives the same noise every time, and different kinds of noise (and the
+    parts of a mixture) never share random numbers."""
+    shape = (1, 32, 32)
+    white = GaussianNoise(0.1, seed=4)
+    assert torch.equal(white.sample(shape), white.sample(shape))
+    low, wide = LowFreqNoise(0.1, 0.5, seed=4), GaussianNoise(0.1, seed=4)
+    corr = np.corrcoef(low.sample(shape).flatten(), wide.sample(shape).flatten())[0, 1]
+    assert abs(corr) < 0.2  # a low-pass at 0.5 keeps nearly all of white noise: same stream would give ~0.9
+    mixed = MixedNoise(0.1, 0.1, 1 / 8, seed=4)
+    assert torch.equal(mixed.sample(shape), mixed.white.sample(shape) + mixed.low.sample(shape))
 
 
 # --------------------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def test_a_rule_that_stops_still_returns_its_ema(textured_rgb: torch.Tensor) -> 
                 return True
             return False
 
-    stopper = EarlyStopping(StopAt20(), textured_rgb, sigma=25.0)
+    stopper = EarlyStopping(StopAt20(), textured_rgb, sigma=25 / 255)
     spec = SkipSpec(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(2,) * 3)
     fit(spec, textured_rgb, FitConfig(steps=50, device="cpu", precision="fp32"), callbacks=[stopper])
     assert stopper.choice is not None and stopper.choice.step == 20 and stopper.choice.source == "ema"

@@ -10,11 +10,13 @@ library or its tests downloads anything otherwise.
   (baboon, f16, house, kodim01, kodim02, kodim03, kodim12, lena, peppers);
 * ``barbara`` — the grey 512×512 Barbara;
 * ``triangle`` — the study's synthetic "triangle" images with fine-line patches covering
-  a side fraction 0.2 … 1.0 (no licence: use them from a local copy, never redistribute).
+  a side fraction 0.2 … 1.0 (no licence: use them from a local copy, never redistribute);
+  :func:`pattern_image` generates images of the same kind, free to use and commit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,15 @@ import torch
 
 from .errors import DipscopeError
 from .images import read_image
-from .runs.rundir import sha256_file
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 ENV = "DIPSCOPE_DATA"
 
@@ -145,3 +155,33 @@ def fetch(name: str, directory: str | os.PathLike, download: Callable[[str, Path
         written.append(path)
         progress(f"{e.file}: downloaded, sha256 ok")
     return written
+
+
+def pattern_image(size: int = 256, fraction: float = 0.5, stripe_period: int = 24, stripe_width: int = 8,
+                  stripe_level: float = 0.55, triangle_level: float = 0.35, line_gain: float = 2 / 3) -> torch.Tensor:
+    """A synthetic test image with a controllable amount of high-frequency pattern, (1, size, size).
+
+    After the study's "triangle" images: a white background with grey diagonal stripes
+    (period ``stripe_period`` px along each axis), a dark triangle in the centre, and in the
+    top-left ``fraction·size × fraction·size`` square a pattern of fine horizontal lines —
+    every other row darkened by ``line_gain`` — i.e. energy at the vertical Nyquist frequency
+    0.5 cycles/pixel. ``fraction`` is the side fraction (the covered area is ``fraction²``), as
+    in the study's file names ``triangle-{fraction}.png``. Never downsample these images: the
+    lines exist only on the full pixel grid.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise DipscopeError("the pattern fraction must be in [0, 1]")
+    if size < 16:
+        raise DipscopeError("pattern images need size ≥ 16")
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    image = torch.ones(size, size)
+    image[((x + y) % stripe_period) < stripe_width] = stripe_level
+    top, bottom = 0.35 * size, 0.6 * size
+    half_width = (y - top) / (bottom - top) * 0.1 * size
+    inside = (y >= top) & (y <= bottom) & ((x - size / 2).abs() <= half_width)
+    image[inside] = triangle_level
+    n = int(round(fraction * size))
+    if n > 0:
+        rows = (torch.arange(size) % 2 == 0)[:, None] & (y < n) & (x < n)
+        image = torch.where(rows, image * line_gain, image)
+    return image[None]

@@ -45,7 +45,7 @@ from .models import (
     estimate_memory,
     input_shape,
 )
-from .operators import Identity, Operator
+from .physics.operators import Identity, Operator
 from .runtime import (
     autocast,
     compute_dtype,

@@ -13,14 +13,15 @@ from typing import Any, Sequence
 
 import torch
 
-from .degrade import add_gaussian_noise
+from .datasets import sha256_file
 from .errors import DipscopeError
 from .fit import Callback, FitConfig, FitResult, check_inputs, fit
 from .images import read_image, write_image
 from .models import ModelSpec, spec_to_dict
+from .physics import GaussianNoise
 from .plots import fit_curves
 from .presets import preset
-from .runs.rundir import RunWriter, run_record, sha256_file, write_csv, write_json
+from .runs.rundir import RunWriter, run_record, write_csv, write_json
 
 
 @dataclass
@@ -140,7 +141,7 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
         sigma = 25.0 if request.sigma is None else request.sigma
         noise_seed = request.seed if request.noise_seed is None else request.noise_seed
         clean = image
-        target = add_gaussian_noise(image, sigma, seed=noise_seed)
+        target = GaussianNoise(sigma / 255.0, noise_seed)(image, clip=True)  # the one 0–255 → [0, 1] conversion
         degradation = {"kind": "gaussian", "sigma": sigma, "seed": noise_seed, "clip": True}
     check_inputs(spec, target, config, clean)
 
@@ -149,7 +150,8 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
     return_ema = DEFAULT_RETURN_EMA if request.stop_ema is None else request.stop_ema
     stopper = None
     if request.stop != "none":
-        stopper = EarlyStopping(make_rule(request.stop), target, sigma=request.stop_sigma, return_ema=return_ema)
+        stop_sigma = None if request.stop_sigma is None else request.stop_sigma / 255.0
+        stopper = EarlyStopping(make_rule(request.stop), target, sigma=stop_sigma, return_ema=return_ema)
         callbacks = [stopper, *callbacks]
     result = fit(spec, target, config, clean=clean, callbacks=callbacks)
     if stopper is not None and stopper.choice is not None:

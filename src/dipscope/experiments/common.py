@@ -92,13 +92,11 @@ def image_name(path: Path | str) -> str:
 def load_inputs(images: Sequence[str], data_dir: str | None, factor: int, method: str = "study") -> dict[str, Any]:
     """Resolve experiment inputs: file paths, or ``set:NAME`` for a named data set (downsampled ×factor)."""
     from ..datasets import load
-    from ..degrade import downsample
     from ..images import read_image
+    from ..physics import RESIZES, downsample
 
     if factor < 1:
         raise DipscopeError("the downsampling factor must be ≥ 1")
-    from ..degrade import RESIZES
-
     if method not in RESIZES:
         raise DipscopeError(f"unknown resize {method!r}; choose one of {', '.join(RESIZES)}")
     out: dict[str, Any] = {}

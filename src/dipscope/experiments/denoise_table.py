@@ -27,11 +27,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..degrade import RESIZES, denoising_pair
 from ..errors import DipscopeError
 from ..fit import Callback, FitState, fit
 from ..images import write_image
 from ..metrics import psnr
+from ..physics import RESIZES, denoising_pair
 from ..plots import bars, curves
 from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs.executors import ExecutorOptions, TasksFailed
@@ -159,7 +159,7 @@ def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     originals = load_inputs(cfg.images, cfg.data_dir, factor=1)
     pairs = {}
     for name, image in originals.items():
-        clean, noisy = denoising_pair(image, cfg.factor, cfg.sigma, resize=cfg.resize, seed=cfg.noise_seed,
+        clean, noisy = denoising_pair(image, cfg.factor, cfg.sigma / 255.0, resize=cfg.resize, seed=cfg.noise_seed,
                                       quantize=cfg.quantize)
         if min(clean.shape[-2:]) <= 2 * cfg.crop:
             raise DipscopeError(f"--crop {cfg.crop} leaves nothing of {name} ({clean.shape[-2]}×{clean.shape[-1]})")

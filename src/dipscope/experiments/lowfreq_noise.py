@@ -3,7 +3,7 @@ noise but not low-frequency noise.
 
 A clean image ``x0`` (by default a crop of Barbara holding her scarf's stripes) gets either
 low-frequency Gaussian noise (white noise kept at radial frequencies ``r ≤ f_c``,
-:func:`dipscope.degrade.lowfreq_noise`, default ``f_c = 1/32`` cycles/pixel) or, as the control,
+:class:`dipscope.physics.LowFreqNoise`, default ``f_c = 1/32`` cycles/pixel) or, as the control,
 white Gaussian noise; both have the same std σ (default 25/255, each realisation rescaled to
 zero mean and sample std exactly σ, so both noisy inputs have the same PSNR). The noisy target
 ``y = x0 + n`` is *not* clipped to [0, 1] unless asked (clipping a band-limited ``n`` adds high
@@ -36,11 +36,11 @@ import numpy as np
 import torch
 
 from .. import spectral
-from ..degrade import add_noise, lowfreq_noise
 from ..errors import DipscopeError
 from ..fit import Callback, FitState, fit
 from ..metrics import psnr
 from ..observers import SpectralObserver
+from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
 from ..runs import Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
@@ -114,20 +114,12 @@ def load_images(cfg: LowFreqConfig) -> dict[str, torch.Tensor]:
     return out
 
 
-def white_noise(shape: Sequence[int], sigma: float, seed: int) -> torch.Tensor:
-    """White Gaussian noise rescaled per channel to zero mean and sample std exactly ``sigma``."""
-    n = torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    flat = n.reshape(n.shape[0], -1)
-    flat = flat - flat.mean(dim=1, keepdim=True)
-    return (flat / flat.std(dim=1, correction=0)[:, None] * sigma).reshape(n.shape).float()
-
-
-def make_noise(kind: str, shape: Sequence[int], sigma: float, fc: float, seed: int) -> torch.Tensor:
-    """``kind`` = ``lowfreq`` (r ≤ fc) or ``white``; std exactly ``sigma`` (0–1 scale)."""
+def make_noise(kind: str, sigma: float, fc: float, seed: int) -> Noise:
+    """``kind`` = ``lowfreq`` (r ≤ fc) or ``white``, each with sample std exactly ``sigma`` ([0, 1] scale)."""
     if kind == "lowfreq":
-        return lowfreq_noise(tuple(shape), sigma, fc, seed, exact=True)
+        return LowFreqNoise(sigma, fc, seed, exact=True)
     if kind == "white":
-        return white_noise(shape, sigma, seed)
+        return GaussianNoise(sigma, seed, exact=True)
     raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
 
 
@@ -257,8 +249,9 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
     sigma = cfg.sigma / 255.0
 
     def work(directory: Path) -> dict[str, Any]:
-        noise = make_noise(noise_kind, clean.shape, sigma, cfg.fc, cfg.seed + 101)
-        target = add_noise(clean, noise, clip=cfg.clip)
+        model_of_noise = make_noise(noise_kind, sigma, cfg.fc, cfg.seed)
+        noise = model_of_noise.sample(clean.shape)
+        target = (clean.float() + noise).clamp(0, 1) if cfg.clip else clean.float() + noise
         _, h, w = clean.shape
         r = spectral.radial_frequency(h, w)
         bands = {"noise": (r > 0) & (r <= cfg.fc), "texture": (r > ring[0]) & (r <= ring[2]), "all": r > 0}
@@ -297,7 +290,7 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
     return Task(f"{model}/{name}/{noise_kind}", work, {
         "image": name, "shape": list(clean.shape), "crop": cfg.crop_side, **describe(spec, config),
         "noise": noise_kind, "sigma": cfg.sigma, "fc": cfg.fc, "clip": cfg.clip, "tau": cfg.tau,
-        "bands": cfg.bands, "texture_band": list(ring), "noise_seed": cfg.seed + 101})
+        "bands": cfg.bands, "texture_band": list(ring), "noise_seed": cfg.seed})
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,8 +385,7 @@ def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], su
     ncol = 2 + max(len(s) for _, _, s in rows)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(2.1 * ncol, 2.3 * len(rows)), squeeze=False)
     for i, (key, s, snaps) in enumerate(rows):
-        noise = make_noise(s["noise"], clean.shape, cfg.sigma / 255.0, cfg.fc, cfg.seed + 101)
-        noisy = add_noise(clean, noise, clip=cfg.clip)
+        noisy = make_noise(s["noise"], cfg.sigma / 255.0, cfg.fc, cfg.seed)(clean, clip=cfg.clip)
         panels = [("clean", clean), (f"noisy {psnr(noisy, clean):.1f} dB", noisy)]
         panels += [(f"step {t}: {psnr(torch.from_numpy(im), clean):.1f} dB", im) for t, im in sorted(snaps.items())]
         for j in range(ncol):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import spectral
-from ..degrade import pattern_image
+from ..datasets import pattern_image
 from ..errors import DipscopeError
 from ..fit import fit_runs
 from ..images import write_image

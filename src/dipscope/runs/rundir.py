@@ -13,7 +13,6 @@ import csv
 import datetime as _dt
 import fcntl
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -26,14 +25,6 @@ from typing import Any, Iterable, Mapping
 from ..errors import DipscopeError
 
 RUN_FILE = "run.json"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_complete(path: str | Path) -> bool:

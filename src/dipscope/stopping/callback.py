@@ -37,7 +37,7 @@ class Choice:
 class EarlyStopping(Callback):
     """Runs ``rule`` inside the fit; asks the loop to stop when the rule says so.
 
-    ``sigma`` (0–255 scale) is the noise level if known, else it is estimated from
+    ``sigma`` (the image's [0, 1] scale) is the noise level if known, else it is estimated from
     ``target``. After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
     step when ``return_ema`` and the fit keeps an EMA, else the raw output.
 
@@ -54,7 +54,7 @@ class EarlyStopping(Callback):
                  return_ema: bool = DEFAULT_RETURN_EMA, every: int = 1) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
         self.target = target
-        self.sigma = None if sigma is None else sigma / 255.0
+        self.sigma = sigma
         self.return_ema = return_ema
         self.every = every
         self.choice: Choice | None = None
