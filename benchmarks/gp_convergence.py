@@ -20,8 +20,8 @@ import torch
 
 from dipscope import gp
 from dipscope.experiments.common import markdown_table
+from dipscope.files import write_csv
 from dipscope.models import SkipSpec
-from dipscope.runs.rundir import write_csv
 
 N, LAG, SEED = 128, 16, 0
 

@@ -55,7 +55,7 @@ def test_trajectories_are_compared_at_the_same_steps() -> None:
     step must be dropped too, not paired with the next one."""
     from types import SimpleNamespace
 
-    from dipscope.trajectory import TrajectoryRecorder
+    from dipscope.callbacks import TrajectoryRecorder
 
     first, second = TrajectoryRecorder(dtype="float32"), TrajectoryRecorder(dtype="float32")
     for step in (0, 10, 20, 30):

@@ -8,13 +8,13 @@ from dataclasses import replace
 import pytest
 import torch
 
+from dipscope.callbacks import TrajectoryRecorder
 from dipscope.errors import DipscopeError
 from dipscope.fit import Callback, FitConfig, FitState, fit
 from dipscope.metrics import psnr
 from dipscope.models import LinearSpec, SkipSpec
 from dipscope.physics import GaussianNoise, Mask
 from dipscope.presets import preset
-from dipscope.trajectory import TrajectoryRecorder
 
 SMALL = SkipSpec(in_channels=8, channels_down=(16, 16, 16), channels_up=(16, 16, 16), channels_skip=(4, 4, 4))
 QUICK = FitConfig(steps=20, lr=0.01, observe_every=5, device="cpu", precision="fp32")

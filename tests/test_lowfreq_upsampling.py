@@ -142,8 +142,8 @@ def striped_png(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_texture_band_finds_the_stripes(striped_png) -> None:
-    from dipscope.experiments.lowfreq_noise import texture_band
     from dipscope.images import read_image
+    from dipscope.spectral import texture_band
 
     lo, peak, hi = texture_band(read_image(striped_png), min_freq=0.06)
     assert lo < 0.25 <= hi and abs(peak - 0.25) < 0.02

@@ -6,9 +6,9 @@ import math
 
 import torch
 
+from dipscope.callbacks import SpectralObserver
 from dipscope.fit import FitConfig, fit
 from dipscope.models import SkipSpec
-from dipscope.observers import SpectralObserver
 from dipscope.spectral import first_crossing
 
 

@@ -14,17 +14,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from typer.core import TyperCommand
 
+from .callbacks import ProgressBar
 from .errors import DipscopeError
-from .fit import Callback, FitState
 from .stopping import DEFAULT_RULE, RULES
 
 
@@ -76,35 +69,6 @@ class Layout(str, Enum):
     auto = "auto"
     nchw = "nchw"
     channels_last = "channels-last"
-
-
-class ProgressBar(Callback):
-    """A rich progress bar showing the loss and, when known, the PSNR."""
-
-    def __init__(self, total: int, description: str) -> None:
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=err, transient=False,
-        )
-        self.task = self.progress.add_task(description, total=total, info="")
-
-    def on_start(self, state: FitState) -> None:
-        self.progress.console.print(f"fitting {self.progress.tasks[0].description}: at most {state.steps} steps "
-                                    "(Ctrl-C or SIGTERM stops it and keeps the outputs reached)")
-        self.progress.start()
-
-    def observe(self, state: FitState) -> None:
-        info = f"loss {state.loss:.2e}"
-        if "psnr" in state.metrics:
-            info += f"  PSNR {state.metrics['psnr']:.2f} dB"
-        if "psnr_ema" in state.metrics:
-            info += f" (EMA {state.metrics['psnr_ema']:.2f})"
-        self.progress.update(self.task, completed=state.step, info=info)
-
-    def on_end(self, state: FitState) -> None:
-        self.progress.update(self.task, completed=state.step)
-        self.progress.stop()
 
 
 def _preset_defaults(attr: str) -> str:

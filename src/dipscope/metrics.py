@@ -53,6 +53,8 @@ def psnr(
     estimate: torch.Tensor | np.ndarray,
     reference: torch.Tensor | np.ndarray,
     data_range: float = 1.0,
+    *,
+    border: int = 0,
 ) -> float:
     """Peak signal-to-noise ratio, :math:`10 \\log_{10}(R^2 / \\mathrm{MSE})` in decibels.
 
@@ -62,6 +64,8 @@ def psnr(
         Images of the same shape (see module docstring).
     data_range
         Peak value :math:`R` (1 for images in ``[0, 1]``).
+    border
+        Ignore a border of this many pixels on every side (the study's tables crop none).
 
     Returns
     -------
@@ -69,6 +73,9 @@ def psnr(
         PSNR in dB; ``math.inf`` when the images are identical (MSE = 0). A constant error of
         0.1 with :math:`R = 1` gives exactly 20 dB.
     """
+    if border:
+        estimate = estimate[..., border:estimate.shape[-2] - border, border:estimate.shape[-1] - border]
+        reference = reference[..., border:reference.shape[-2] - border, border:reference.shape[-1] - border]
     est, ref = _pair(estimate, reference)
     if not np.any(est != ref):
         return float("inf")
@@ -124,3 +131,12 @@ def ssim(
             ref, est, data_range=data_range, win_size=win_size, channel_axis=-1
         )
     return float(value)
+
+
+def trajectory_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``d(t) = ||x¹_t − x²_t||²`` for two trajectories (T, C, H, W) of equal length."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"trajectories differ in shape: {a.shape} vs {b.shape}")
+    return ((a - b) ** 2).reshape(a.shape[0], -1).sum(axis=1)

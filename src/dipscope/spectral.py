@@ -574,3 +574,56 @@ def first_crossing(values: ArrayLike, steps: ArrayLike | Sequence[float], tau: f
         hits = torch.nonzero(below[:, k]).reshape(-1)
         out.append(float(s[hits[0]]) if hits.numel() else None)
     return out
+
+
+def windowed(image: torch.Tensor) -> torch.Tensor:
+    """``(x − mean(x))·w`` with ``w`` the separable 2-D Hann window (per channel, float64).
+
+    The DFT treats an image as periodic; the jumps between opposite borders of a smooth image
+    would otherwise put a ``1/r²`` tail of spurious power at high frequencies and dominate the
+    high-frequency fraction of a smooth output."""
+    x = image.detach().cpu().double()
+    x = x - x.mean(dim=(-2, -1), keepdim=True)
+    h, w = x.shape[-2:]
+    wy = torch.hann_window(h, periodic=False, dtype=torch.float64)
+    wx = torch.hann_window(w, periodic=False, dtype=torch.float64)
+    return x * (wy[:, None] * wx[None, :])
+
+
+def hf_fraction(image: torch.Tensor, cutoff: float) -> float:
+    """``Σ_{r > cutoff} P / Σ_{r > 0} P`` with ``P`` the power spectrum of the mean-removed,
+    Hann-windowed output (:func:`windowed`), channels summed; corners ``r > 0.5`` count as high."""
+    _, h, w = image.shape
+    p = power_spectrum(windowed(image)).sum(dim=0)
+    r = radial_frequency(h, w)
+    total = float(p[r > 0].sum())
+    return float(p[r > cutoff].sum()) / total if total > 0 else math.nan
+
+
+def texture_band(image: torch.Tensor, min_freq: float = 0.06) -> tuple[float, float, float]:
+    """The ring holding the image's dominant periodic texture: ``(low, peak, high)`` in cycles/pixel.
+
+    The radially averaged power spectrum ``P(r)`` of the mean-removed image is whitened by
+    ``r²`` (natural images fall off about as ``1/r²``), and its maximum over
+    ``min_freq ≤ r ≤ 0.5`` is the texture frequency; the ring extends on both sides while the
+    whitened spectrum stays above half that maximum (at least one bin each side).
+    """
+    x = image.double() - image.double().mean(dim=(-2, -1), keepdim=True)
+    centres, power = radial_power_spectrum(x)
+    r = centres.numpy()
+    white = np.nan_to_num(power.numpy() * r ** 2)
+    allowed = r >= min_freq
+    if not allowed.any():
+        raise DipscopeError("the image is too small to look for texture above "
+                            f"{min_freq} cycles/pixel")
+    k = int(np.argmax(np.where(allowed, white, -np.inf)))
+    half = white[k] / 2
+    lo = k
+    while lo - 1 >= 0 and allowed[lo - 1] and white[lo - 1] >= half:
+        lo -= 1
+    hi = k
+    while hi + 1 < len(r) and white[hi + 1] >= half:
+        hi += 1
+    lo, hi = min(lo, k - 1) if k > 0 else 0, max(hi, k + 1) if k + 1 < len(r) else k
+    width = r[1] - r[0] if len(r) > 1 else 0.5
+    return float(max(r[lo] - width / 2, 0.0)), float(r[k]), float(min(r[hi] + width / 2, 0.5))

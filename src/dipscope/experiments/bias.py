@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from .. import spectral
+from ..callbacks import SpectralObserver
 from ..errors import DipscopeError
 from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
-from ..observers import SpectralObserver
 from ..plots import band_heatmap
 from ..runs import Task, require_complete, run_tasks
 from ..runs.executors import ExecutorOptions

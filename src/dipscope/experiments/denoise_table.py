@@ -27,8 +27,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..callbacks import PSNRTracker
 from ..errors import DipscopeError
-from ..fit import Callback, FitState, fit
+from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
 from ..physics import RESIZES, denoising_pair
@@ -97,35 +98,6 @@ class TableConfig:
                 raise DipscopeError(f"--steps for {model} must be ≥ 1")
 
 
-def cropped_psnr(x: torch.Tensor, clean: torch.Tensor, crop: int = 0) -> float:
-    """PSNR (data range 1) of ``x`` against ``clean``, ignoring a border of ``crop`` pixels."""
-    if crop:
-        x = x[..., crop:x.shape[-2] - crop, crop:x.shape[-1] - crop]
-        clean = clean[..., crop:clean.shape[-2] - crop, crop:clean.shape[-1] - crop]
-    return psnr(x, clean)
-
-
-class PSNRTracker(Callback):
-    """Records the PSNR of the output (and its EMA) against ``clean`` at every observation and
-    keeps the best snapshot; ``crop`` ignores a border of that many pixels."""
-
-    def __init__(self, clean: torch.Tensor, crop: int = 0) -> None:
-        self.clean = clean
-        self.crop = crop
-        self.rows: list[dict[str, float]] = []
-        self.best: tuple[float, int, torch.Tensor] | None = None
-
-    def observe(self, state: FitState) -> None:
-        out = state.output.detach().float().cpu()
-        value = cropped_psnr(out, self.clean, self.crop)
-        row = {"step": state.step, "loss": state.loss, "psnr": value}
-        if state.ema is not None:
-            row["psnr_ema"] = cropped_psnr(state.ema.detach().float().cpu(), self.clean, self.crop)
-        self.rows.append(row)
-        if self.best is None or value > self.best[0]:
-            self.best = (value, state.step, out.clone())
-
-
 def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: int, cfg: TableConfig) -> Task:
     spec, config = model_choice(model, cfg.profile)
     config = replace(config, seed=run, device=cfg.device, precision=cfg.precision)
@@ -144,7 +116,7 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
         last = tracker.rows[-1]
         return {"image": name, "model": model, "run": run, "seed": run, "noise_seed": cfg.noise_seed,
                 "best_psnr": best_psnr, "best_step": best_step, "final_psnr": last["psnr"],
-                "ema_psnr": last.get("psnr_ema"), "noisy_psnr": cropped_psnr(noisy, clean, cfg.crop),
+                "ema_psnr": last.get("psnr_ema"), "noisy_psnr": psnr(noisy, clean, border=cfg.crop),
                 "steps": result.steps_done, "seconds": result.seconds, "n_parameters": result.n_parameters,
                 "precision": result.precision, "device": result.device, "recoveries": result.recoveries}
 

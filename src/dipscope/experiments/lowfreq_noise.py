@@ -15,7 +15,7 @@ frequencies). DIP and ReLUNet are fitted to ``y``; every few steps we record
   equal-width rings);
 * in two bands of interest — the *noise band* ``0 < r ≤ f_c`` (DC left out: an offset cannot be
   told from brightness) and the *texture band*, the ring holding the clean image's stripe
-  frequencies, found from ``x0``'s radially averaged spectrum (:func:`texture_band`) — the
+  frequencies, found from ``x0``'s radially averaged spectrum (:func:`dipscope.spectral.texture_band`) — the
   fraction of the noise still not reproduced,
   ``ρ_B(t) = Σ_B |F(x_t − y)|² / Σ_B |F n|²``, and the relative errors
   ``Σ_B |F(x_t − x0)|² / Σ_B |F x0|²`` and ``Σ_B |F(x_t − y)|² / Σ_B |F y|²``.
@@ -27,7 +27,6 @@ error against the target falls below τ (the criterion of the bias experiment).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,10 +35,10 @@ import numpy as np
 import torch
 
 from .. import spectral
+from ..callbacks import BandFitObserver, SnapshotSaver, SpectralObserver, load_snapshots
 from ..errors import DipscopeError
-from ..fit import Callback, FitState, fit
+from ..fit import fit
 from ..metrics import psnr
-from ..observers import SpectralObserver
 from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
 from ..runs import Task, require_complete, run_tasks
@@ -121,96 +120,6 @@ def make_noise(kind: str, sigma: float, fc: float, seed: int) -> Noise:
     if kind == "white":
         return GaussianNoise(sigma, seed, exact=True)
     raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
-
-
-def texture_band(image: torch.Tensor, min_freq: float = 0.06) -> tuple[float, float, float]:
-    """The ring holding the image's dominant periodic texture: ``(low, peak, high)`` in cycles/pixel.
-
-    The radially averaged power spectrum ``P(r)`` of the mean-removed image is whitened by
-    ``r²`` (natural images fall off about as ``1/r²``), and its maximum over
-    ``min_freq ≤ r ≤ 0.5`` is the texture frequency; the ring extends on both sides while the
-    whitened spectrum stays above half that maximum (at least one bin each side).
-    """
-    x = image.double() - image.double().mean(dim=(-2, -1), keepdim=True)
-    centres, power = spectral.radial_power_spectrum(x)
-    r = centres.numpy()
-    white = np.nan_to_num(power.numpy() * r ** 2)
-    allowed = r >= min_freq
-    if not allowed.any():
-        raise DipscopeError("the image is too small to look for texture above "
-                            f"{min_freq} cycles/pixel")
-    k = int(np.argmax(np.where(allowed, white, -np.inf)))
-    half = white[k] / 2
-    lo = k
-    while lo - 1 >= 0 and allowed[lo - 1] and white[lo - 1] >= half:
-        lo -= 1
-    hi = k
-    while hi + 1 < len(r) and white[hi + 1] >= half:
-        hi += 1
-    lo, hi = min(lo, k - 1) if k > 0 else 0, max(hi, k + 1) if k + 1 < len(r) else k
-    width = r[1] - r[0] if len(r) > 1 else 0.5
-    return float(max(r[lo] - width / 2, 0.0)), float(r[k]), float(min(r[hi] + width / 2, 0.5))
-
-
-# --------------------------------------------------------------------------------------------
-# observers
-# --------------------------------------------------------------------------------------------
-
-
-class BandFitObserver(Callback):
-    """Per observation and band ``B``: ``ρ_B = Σ_B|F(x_t − y)|² / Σ_B|F n|²`` (noise not yet
-    reproduced), and the relative errors against the clean image and the target."""
-
-    def __init__(self, clean: torch.Tensor, target: torch.Tensor, bands: dict[str, torch.Tensor]) -> None:
-        self.clean = clean.double()
-        self.target = target.double()
-        self.bands = {k: m.to(torch.float64) for k, m in bands.items()}
-        p_noise = spectral.power_spectrum(self.target - self.clean).sum(dim=0)
-        p_clean = spectral.power_spectrum(self.clean).sum(dim=0)
-        p_target = spectral.power_spectrum(self.target).sum(dim=0)
-        self.energy = {k: {"noise": float((p_noise * m).sum()), "clean": float((p_clean * m).sum()),
-                           "target": float((p_target * m).sum())} for k, m in self.bands.items()}
-        self.rows: list[dict[str, float]] = []
-
-    def observe(self, state: FitState) -> None:
-        out = state.output.detach().double().cpu()
-        res = spectral.power_spectrum(out - self.target).sum(dim=0)
-        err = spectral.power_spectrum(out - self.clean).sum(dim=0)
-        row: dict[str, float] = {"step": state.step}
-        for k, m in self.bands.items():
-            e = self.energy[k]
-            r_res, r_err = float((res * m).sum()), float((err * m).sum())
-            # a band the noise does not reach (e.g. the texture band for low-frequency noise): undefined
-            noisy_band = e["noise"] > 1e-9 * max(e["target"], 1e-300)
-            row[f"{k}/noise_left"] = r_res / e["noise"] if noisy_band else math.nan
-            row[f"{k}/error_clean"] = r_err / e["clean"] if e["clean"] > 0 else math.nan
-            row[f"{k}/error_target"] = r_res / e["target"] if e["target"] > 0 else math.nan
-        self.rows.append(row)
-
-    def first_below(self, column: str, tau: float) -> int | None:
-        return next((int(r["step"]) for r in self.rows if r[column] < tau), None)
-
-
-class SnapshotSaver(Callback):
-    """Keeps the output (C, H, W, on the CPU) at the given steps (multiples of the observation
-    interval; others are never seen)."""
-
-    def __init__(self, steps: Sequence[int]) -> None:
-        self.wanted = set(int(s) for s in steps)
-        self.images: dict[int, np.ndarray] = {}
-
-    def observe(self, state: FitState) -> None:
-        if state.step in self.wanted:
-            self.images[state.step] = state.output.detach().float().cpu().numpy().copy()
-
-    def on_end(self, state: FitState) -> None:
-        if state.step in self.wanted and state.step not in self.images:
-            self.images[state.step] = state.output.detach().float().cpu().numpy().copy()
-
-    def save(self, path: Path) -> None:
-        steps = sorted(self.images)
-        np.savez_compressed(path, steps=np.array(steps, dtype=np.int64),
-                            images=np.stack([self.images[s] for s in steps]) if steps else np.zeros((0,)))
 
 
 def snapshot_steps(model: str, steps: int, every: int) -> list[int]:
@@ -316,7 +225,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
         if kind not in NOISES:
             raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
     images = load_images(cfg)
-    rings = {name: texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
+    rings = {name: spectral.texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
     tasks = [_task(name, image, model, kind, cfg, rings[name])
              for name, image in images.items() for model in cfg.models for kind in cfg.noises]
     summaries = run_tasks(tasks, out, force=force)
@@ -362,14 +271,6 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
     return text
 
 
-def _load_snapshots(directory: Path) -> dict[int, np.ndarray]:
-    path = directory / "snapshots.npz"
-    if not path.is_file():
-        return {}
-    data = np.load(path)
-    return {int(s): im for s, im in zip(data["steps"], data["images"])}
-
-
 def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], summaries: dict[str, Any],
               cfg: LowFreqConfig) -> None:
     """Rows: (model, noise); columns: clean, noisy, then the outputs at the snapshot steps."""
@@ -377,7 +278,7 @@ def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], su
 
     rows = []
     for key in keys:
-        snaps = _load_snapshots(out / key)
+        snaps = load_snapshots(out / key)
         if snaps:
             rows.append((key, summaries[key], snaps))
     if not rows:

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 
 from .. import spectral
+from ..callbacks import TrajectoryRecorder
 from ..datasets import pattern_image
 from ..errors import DipscopeError
 from ..fit import fit_runs
 from ..images import write_image
+from ..metrics import trajectory_distance
 from ..plots import curves
 from ..runs import Task, require_complete, run_tasks
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
-from ..trajectory import TrajectoryRecorder, trajectory_distance
 from .common import describe, load_inputs, markdown_table, model_choice
 
 

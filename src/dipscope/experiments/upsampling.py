@@ -13,7 +13,7 @@ The same encoder-decoder (the study's DIP, :func:`model_choice` ``dip``) is buil
 Each network is fitted to a clean image. We record (pure functions of :mod:`dipscope.spectral`):
 
 * the output's radially averaged power spectrum *at initialisation*, averaged over a few seeds
-  (``init_seeds``; mean removed and a 2-D Hann window applied, :func:`windowed`);
+  (``init_seeds``; mean removed and a 2-D Hann window applied, :func:`dipscope.spectral.windowed`);
 * the **high-frequency power fraction** of the output, ``h(t) = Σ_{r > r_h} P / Σ_{r > 0} P``
   (``P`` of the mean-removed, Hann-windowed output; ``r_h`` = ``hf_cutoff``, default 0.25
   cycles/pixel), at every observation and tabulated at fixed steps; smaller = smoother;
@@ -27,7 +27,6 @@ output at the same iteration, and the low-error region grows at a different rate
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,15 +35,15 @@ import numpy as np
 import torch
 
 from .. import spectral
+from ..callbacks import HFObserver, SnapshotSaver, SpectralObserver, load_snapshots
 from ..errors import DipscopeError
-from ..fit import Callback, FitState, fit
+from ..fit import fit
 from ..metrics import psnr
 from ..models import SkipSpec
-from ..observers import SpectralObserver
 from ..runs import Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
 from .common import crop_side, describe, markdown_table, model_choice
-from .lowfreq_noise import SnapshotSaver, _fmt, _load_snapshots
+from .lowfreq_noise import _fmt
 
 MODES = ("nearest", "bilinear", "transposed")
 STRIDES = (2, 4, 8, 16, 32)
@@ -127,39 +126,6 @@ def describe_arch(spec: SkipSpec) -> str:
             f"{c}/{spec.channels_up[0]}/{spec.channels_skip[0]} channels, {spec.upsample} up, {spec.downsample} down")
 
 
-def windowed(image: torch.Tensor) -> torch.Tensor:
-    """``(x − mean(x))·w`` with ``w`` the separable 2-D Hann window (per channel, float64).
-
-    The DFT treats an image as periodic; the jumps between opposite borders of a smooth image
-    would otherwise put a ``1/r²`` tail of spurious power at high frequencies and dominate the
-    high-frequency fraction of a smooth output."""
-    x = image.detach().cpu().double()
-    x = x - x.mean(dim=(-2, -1), keepdim=True)
-    h, w = x.shape[-2:]
-    wy = torch.hann_window(h, periodic=False, dtype=torch.float64)
-    wx = torch.hann_window(w, periodic=False, dtype=torch.float64)
-    return x * (wy[:, None] * wx[None, :])
-
-
-def hf_fraction(image: torch.Tensor, cutoff: float) -> float:
-    """``Σ_{r > cutoff} P / Σ_{r > 0} P`` with ``P`` the power spectrum of the mean-removed,
-    Hann-windowed output (:func:`windowed`), channels summed; corners ``r > 0.5`` count as high."""
-    _, h, w = image.shape
-    p = spectral.power_spectrum(windowed(image)).sum(dim=0)
-    r = spectral.radial_frequency(h, w)
-    total = float(p[r > 0].sum())
-    return float(p[r > cutoff].sum()) / total if total > 0 else math.nan
-
-
-class HFObserver(Callback):
-    def __init__(self, cutoff: float) -> None:
-        self.cutoff = cutoff
-        self.rows: list[dict[str, float]] = []
-
-    def observe(self, state: FitState) -> None:
-        self.rows.append({"step": state.step, "hf_fraction": hf_fraction(state.output, self.cutoff)})
-
-
 def fixed_steps(cfg: UpsamplingConfig, steps: int, every: int) -> list[int]:
     """Steps at which outputs are compared: the given ones, else ≈ 1/12, 1/3 and all of the run."""
     chosen = list(cfg.at_steps) if cfg.at_steps else [0, steps / 12, steps / 3, steps]
@@ -173,8 +139,8 @@ def _task(name: str, image: torch.Tensor, key: str, spec: SkipSpec, config, cfg:
         # Spectra at initialisation: zero-step fits (the same network and input as the fit) of several seeds.
         init_outputs = [fit(spec, image, replace(config, steps=0, seed=cfg.seed + 1000 * i), ssim=False).final
                         for i in range(cfg.init_seeds)]
-        centres, power = spectral.radial_power_spectrum(torch.stack([windowed(o) for o in init_outputs]))
-        init_hf = [hf_fraction(o, cfg.hf_cutoff) for o in init_outputs]
+        centres, power = spectral.radial_power_spectrum(torch.stack([spectral.windowed(o) for o in init_outputs]))
+        init_hf = [spectral.hf_fraction(o, cfg.hf_cutoff) for o in init_outputs]
         spec_obs = SpectralObserver({"clean": image}, edges=cfg.bands, tau=cfg.tau)
         hf_obs = HFObserver(cfg.hf_cutoff)
         snaps = SnapshotSaver(at)
@@ -314,7 +280,7 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
     fig.savefig(out / f"init-spectra-{name}.png", dpi=110)
     plt.close(fig)
 
-    snaps = {k: _load_snapshots(out / f"{k}/{name}") for k in keys}
+    snaps = {k: load_snapshots(out / f"{k}/{name}") for k in keys}
     steps = sorted(set().union(*[set(s) for s in snaps.values()]))
     fig, axes = plt.subplots(len(steps), len(keys) + 1, figsize=(1.9 * (len(keys) + 1), 2.1 * len(steps)),
                              squeeze=False)
@@ -334,7 +300,7 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
             if j == 0:
                 ax.set_ylabel(f"step {t}", fontsize=8)
             elif k != "clean":
-                ax.set_xlabel(f"h={hf_fraction(torch.as_tensor(im), cfg.hf_cutoff):.4f}", fontsize=6)
+                ax.set_xlabel(f"h={spectral.hf_fraction(torch.as_tensor(im), cfg.hf_cutoff):.4f}", fontsize=6)
     fig.suptitle(f"{name}: outputs at the same steps (h = power fraction above {cfg.hf_cutoff} cycles/pixel)")
     fig.tight_layout()
     fig.savefig(out / f"outputs-{name}.png", dpi=90)

@@ -9,7 +9,6 @@ holds their lock) and removed the next time the same run is written.
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import fcntl
 import glob
@@ -20,9 +19,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..errors import DipscopeError
+from ..files import _jsonable, write_csv, write_json  # noqa: F401 - re-exported for run directories
 
 RUN_FILE = "run.json"
 
@@ -203,34 +203,6 @@ class RunWriter:
         self._unlock()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, default=_jsonable)
-        f.write("\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write dict rows; the header is the union of keys in first-seen order."""
-    rows = list(rows)
-    header: list[str] = []
-    for r in rows:
-        header += [k for k in r if k not in header]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def run_record(**sections: Any) -> dict[str, Any]:
