@@ -108,3 +108,37 @@ def test_pattern_image_fine_lines_sit_at_nyquist() -> None:
     assert last_ring > 10  # the lines put their energy at 0.5 cycles/pixel
     half = pattern_image(64, 0.5)
     assert torch.equal(half[:, 40:, :], none[:, 40:, :]) and not torch.equal(half[:, :32, :32], none[:, :32, :32])
+
+
+def test_trajectory_recorder_keeps_uint8_frames_as_a_png_would() -> None:
+    from types import SimpleNamespace
+
+    from dipscope.callbacks import TrajectoryRecorder
+    from dipscope.images import to_uint8
+
+    rec = TrajectoryRecorder(dtype="uint8")
+    x = torch.rand(3, 8, 5)
+    rec.observe(SimpleNamespace(step=0, output=x, ema=None))
+    rec.observe(SimpleNamespace(step=10, output=x[:1], ema=None))
+    assert rec._frames[0].shape == (3, 8, 5) and rec._frames[1].shape == (1, 8, 5)
+    assert np.array_equal(np.moveaxis(rec._frames[0], 0, -1), to_uint8(x))
+
+
+def test_the_fit_pads_as_pad_to_multiple_does() -> None:
+    from dipscope.fit import padded_shape
+    from dipscope.images import pad_to_multiple
+    from dipscope.models import SkipSpec
+
+    spec = SkipSpec(channels_down=(4,) * 3, channels_up=(4,) * 3, channels_skip=(1,) * 3)
+    image = torch.rand(3, 37, 50)
+    shape, padding = padded_shape(spec, image.shape)
+    padded, expected = pad_to_multiple(image, spec.pad_multiple)
+    assert shape == tuple(padded.shape) and padding == expected
+
+
+def test_the_public_api_resolves_every_name() -> None:
+    import dipscope
+
+    for name in dipscope.__all__:
+        assert getattr(dipscope, name) is not None, name
+    assert dipscope.fit_runs.__module__ == "dipscope.fit.loop" and "fit" not in dipscope.__all__

@@ -1,5 +1,53 @@
-"""dipscope: run the Deep Image Prior fast, and measure its spectral bias."""
+"""dipscope: run the Deep Image Prior fast, and measure its spectral bias.
+
+What a notebook imports (each name is loaded on first use, so ``import dipscope`` stays light)::
+
+    from dipscope import read_image, GaussianNoise, preset, fit_runs, EarlyStopping
+    from dipscope.fit import fit   # (``dipscope.fit`` is the package of the loop)
+
+* images: :func:`read_image`, :func:`write_image`;
+* the measurement: :class:`GaussianNoise`, :class:`LowFreqNoise`, :class:`Mask`,
+  :func:`denoising_pair` (:mod:`dipscope.physics`);
+* networks: :class:`SkipSpec`, :class:`LinearSpec`, :class:`ReLUNetSpec`, :func:`build`,
+  :func:`preset` (:mod:`dipscope.models`, :mod:`dipscope.presets`);
+* the loop: :func:`fit_runs`, :class:`FitConfig`, :class:`Callback` (and ``dipscope.fit.fit``:
+  the name ``dipscope.fit`` is the loop's package);
+* observers: :class:`EarlyStopping`, :class:`SpectralObserver`, :class:`TrajectoryRecorder`,
+  :class:`PSNRTracker` (:mod:`dipscope.stopping`, :mod:`dipscope.callbacks`);
+* measures: :func:`psnr`, :func:`ssim` (:mod:`dipscope.metrics`), and the spectral functions of
+  :mod:`dipscope.spectral`;
+* end to end: :func:`denoise` with :class:`DenoiseRequest` (what ``dipscope denoise`` runs).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "read_image": "images", "write_image": "images",
+    "GaussianNoise": "physics", "LowFreqNoise": "physics", "BandpassNoise": "physics", "MixedNoise": "physics",
+    "Mask": "physics", "Identity": "physics", "denoising_pair": "physics",
+    "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "build": "models",
+    "preset": "presets",
+    "fit_runs": "fit", "FitConfig": "fit", "FitResult": "fit", "FitState": "fit", "Callback": "fit",
+    "EarlyStopping": "stopping",
+    "SpectralObserver": "callbacks", "TrajectoryRecorder": "callbacks", "PSNRTracker": "callbacks",
+    "psnr": "metrics", "ssim": "metrics",
+    "denoise": "restore", "DenoiseRequest": "restore",
+    "DipscopeError": "errors",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'dipscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -33,6 +33,7 @@ from rich.progress import (
 from . import spectral
 from .files import write_csv
 from .fit import Callback, FitState
+from .images import to_uint8
 from .metrics import psnr
 
 
@@ -251,10 +252,10 @@ class TrajectoryRecorder(Callback):
         self._files: list[Path] = []
 
     def _pack(self, x: torch.Tensor) -> np.ndarray:
-        a = x.detach().float().cpu().numpy()
-        if self.dtype == "uint8":
-            return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
-        return a.astype(_DTYPES[self.dtype])
+        if self.dtype == "uint8":  # as a PNG would hold it, back in (C, H, W)
+            q = to_uint8(x)
+            return q[None] if q.ndim == 2 else np.moveaxis(q, -1, 0).copy()
+        return x.detach().float().cpu().numpy().astype(_DTYPES[self.dtype])
 
     def observe(self, state: FitState) -> None:
         self.steps.append(state.step)

@@ -31,6 +31,7 @@ __all__ = [
     "to_uint8",
     "to_numpy_hwc",
     "pad_to_multiple",
+    "centred_padding",
     "crop_padding",
     "check_min_size",
 ]
@@ -241,25 +242,22 @@ def _to_chw_float(array: np.ndarray, path: Path) -> np.ndarray:
 # --------------------------------------------------------------------------- conversion
 
 
-def to_numpy_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Convert an image to a channel-last ``float32`` NumPy array.
+def to_numpy_hwc(image: torch.Tensor | np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Convert an image to a channel-last floating NumPy array.
 
     Parameters
     ----------
     image
         Torch tensor ``(C, H, W)`` or ``(H, W)``, or NumPy array ``(H, W, C)`` or ``(H, W)``.
+    dtype
+        Floating type of the result (``float32``; metrics use ``float64``).
 
     Returns
     -------
     numpy.ndarray
-        ``float32`` array of shape ``(H, W, C)``; always three-dimensional, so a grey image
-        gives ``(H, W, 1)``. Values are not clipped.
+        Array of shape ``(H, W, C)``; always three-dimensional, so a grey image gives
+        ``(H, W, 1)``. Values are not clipped.
     """
-    return _hwc(image, np.float32)
-
-
-def _hwc(image: torch.Tensor | np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    """:func:`to_numpy_hwc` with a chosen floating dtype (metrics use ``float64``)."""
     if isinstance(image, torch.Tensor):
         array = image.detach().to("cpu", torch.float64).numpy().astype(dtype, copy=False)
         if array.ndim == 3:
@@ -285,7 +283,7 @@ def _quantize(image: torch.Tensor | np.ndarray, bit_depth: int) -> np.ndarray:
     (2^b - 1))`; returns ``(H, W)`` for grey and ``(H, W, C)`` otherwise."""
     if bit_depth not in (8, 16):
         raise DipscopeError(f"bit depth must be 8 or 16, got {bit_depth}")
-    array = _hwc(image, np.float64)
+    array = to_numpy_hwc(image, np.float64)
     if np.isnan(array).any():
         raise DipscopeError("cannot convert an image that contains NaN values")
     scale = 255 if bit_depth == 8 else 65535
@@ -367,6 +365,15 @@ def write_image(
 # --------------------------------------------------------------------------- geometry
 
 
+def centred_padding(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` that bring ``height × width`` up to multiples of ``multiple``:
+    along an axis of size ``n`` the total :math:`p = \lceil n/m \rceil m - n` is split as
+    ``p // 2`` before and ``p - p // 2`` after (the one rule of :func:`pad_to_multiple` and of
+    the fit's padded network output)."""
+    pad_h, pad_w = -height % multiple, -width % multiple
+    return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
+
+
 def pad_to_multiple(
     image: torch.Tensor, multiple: int
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
@@ -397,10 +404,8 @@ def pad_to_multiple(
     if image.dim() not in (3, 4):
         raise ValueError(f"expected a (C, H, W) or (N, C, H, W) tensor, got {tuple(image.shape)}")
     height, width = image.shape[-2:]
-    pad_h = -height % multiple
-    pad_w = -width % multiple
-    top, left = pad_h // 2, pad_w // 2
-    bottom, right = pad_h - top, pad_w - left
+    left, right, top, bottom = centred_padding(height, width, multiple)
+    pad_h, pad_w = top + bottom, left + right
     out = image
     if pad_w:
         mode = "reflect" if max(left, right) < width else "replicate"

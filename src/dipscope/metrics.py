@@ -15,7 +15,7 @@ from skimage.metrics import (
     structural_similarity,
 )
 
-from dipscope.images import _hwc, check_min_size
+from dipscope.images import check_min_size, to_numpy_hwc
 
 __all__ = ["mse", "psnr", "ssim"]
 
@@ -23,8 +23,8 @@ def _pair(
     estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both images as ``float64`` ``(H, W, C)`` arrays of equal shape."""
-    est = _hwc(estimate, np.float64)
-    ref = _hwc(reference, np.float64)
+    est = to_numpy_hwc(estimate, np.float64)
+    ref = to_numpy_hwc(reference, np.float64)
     if est.shape != ref.shape:
         raise ValueError(
             f"estimate and reference differ in shape: {est.shape} vs {ref.shape} (H, W, C)"

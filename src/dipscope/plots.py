@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from .images import to_numpy_hwc  # noqa: E402
 
 
-def _hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
+def display_array(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """(H, W) for grey, (H, W, 3) for colour, clipped to [0, 1], ready for ``imshow``."""
     a = to_numpy_hwc(image)
     return np.clip(a[..., 0] if a.shape[-1] == 1 else a, 0, 1)
@@ -52,7 +52,7 @@ def image_row(images: Sequence[torch.Tensor | np.ndarray], labels: Sequence[str]
     """Images side by side with a label under each."""
     fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.6), squeeze=False)
     for ax, im, lab in zip(axes[0], images, labels):
-        a = _hwc(im)
+        a = display_array(im)
         ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_xlabel(lab)
         ax.set_xticks([])

@@ -274,7 +274,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
 def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], summaries: dict[str, Any],
               cfg: LowFreqConfig) -> None:
     """Rows: (model, noise); columns: clean, noisy, then the outputs at the snapshot steps."""
-    from ..plots import _hwc, plt
+    from ..plots import display_array, plt
 
     rows = []
     for key in keys:
@@ -297,7 +297,7 @@ def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], su
                 ax.axis("off")
                 continue
             label, im = panels[j]
-            a = _hwc(torch.as_tensor(im))
+            a = display_array(torch.as_tensor(im))
             ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
             ax.set_xlabel(label, fontsize=7)
             if j == 0:

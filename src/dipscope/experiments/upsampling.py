@@ -246,7 +246,7 @@ def ordering_text(ss: dict[str, dict[str, Any]], at: Sequence[int]) -> str:
 def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss: dict[str, dict[str, Any]],
              cfg: UpsamplingConfig) -> None:
     """Figures: r(t) and h(t) per setting; spectra at init; outputs at the fixed steps side by side."""
-    from ..plots import _hwc, plt
+    from ..plots import display_array, plt
     from .lowfreq_noise import _read_csv
 
     cmap = plt.get_cmap("viridis")
@@ -293,7 +293,7 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
             if im is None:
                 ax.axis("off")
                 continue
-            a = _hwc(torch.as_tensor(im))
+            a = display_array(torch.as_tensor(im))
             ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
             if i == 0:
                 ax.set_title(k, fontsize=7)

@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..errors import DipscopeError
-from ..images import check_min_size
+from ..images import centred_padding, check_min_size
 from ..models import ModelSpec, coordinate_grid, estimate_memory, input_shape
 from .types import FitConfig
 
@@ -43,10 +43,8 @@ def network_input(spec: ModelSpec, shape: tuple[int, int, int], config: FitConfi
 def padded_shape(spec: ModelSpec, shape: Sequence[int]) -> tuple[tuple[int, int, int], tuple[int, int, int, int]]:
     """The network's output shape for an image of ``shape`` and the padding (l, r, t, b) to crop."""
     c, h, w = shape
-    m = spec.pad_multiple
-    hp, wp = -(-h // m) * m, -(-w // m) * m
-    top, left = (hp - h) // 2, (wp - w) // 2
-    return (c, hp, wp), (left, wp - w - left, top, hp - h - top)
+    padding = centred_padding(h, w, spec.pad_multiple)
+    return (c, h + padding[2] + padding[3], w + padding[0] + padding[1]), padding
 
 
 def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None = None) -> None:
