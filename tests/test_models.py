@@ -6,16 +6,8 @@ import pytest
 import torch
 
 from dipscope.errors import DipscopeError
-from dipscope.models import (
-    LinearSpec,
-    ReLUNetSpec,
-    SkipSpec,
-    build,
-    count_parameters,
-    estimate_memory,
-    spec_from_dict,
-    spec_to_dict,
-)
+from dipscope.models import (LinearSpec, ReLUNetSpec, SkipSpec, build, count_parameters, estimate_memory,
+                             spec_from_dict, spec_to_dict)
 from dipscope.presets import preset
 
 STANDARD = SkipSpec(in_channels=32, channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,

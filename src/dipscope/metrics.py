@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.metrics import (
-    mean_squared_error,
-    peak_signal_noise_ratio,
-    structural_similarity,
-)
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from dipscope.images import check_min_size, to_numpy_hwc
 

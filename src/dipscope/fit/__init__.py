@@ -32,16 +32,8 @@ The loop itself records the loss and, given a clean image, PSNR/SSIM and the bes
 
 from .loop import GroupFit, RunBook, fit, fit_runs
 from .recovery import DivergenceGuard
-from .setup import (
-                    available_memory,
-                    check_inputs,
-                    check_memory,
-                    enable_fast_math,
-                    make_optimizer,
-                    network_input,
-                    padded_shape,
-                    resolve_layout,
-)
+from .setup import (available_memory, check_inputs, check_memory, enable_fast_math, make_optimizer, network_input,
+                    padded_shape, resolve_layout)
 from .types import Callback, FitConfig, FitResult, FitState
 
 __all__ = ["Callback", "DivergenceGuard", "FitConfig", "FitResult", "FitState", "GroupFit", "RunBook",

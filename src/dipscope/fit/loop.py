@@ -24,15 +24,8 @@ from ..runtime import (
     resolve_precision,
 )
 from .recovery import DivergenceGuard
-from .setup import (
-    check_inputs,
-    check_memory,
-    enable_fast_math,
-    make_optimizer,
-    network_input,
-    padded_shape,
-    resolve_layout,
-)
+from .setup import (check_inputs, check_memory, enable_fast_math, make_optimizer, network_input, padded_shape,
+                    resolve_layout)
 from .types import Callback, FitConfig, FitResult, FitState
 
 

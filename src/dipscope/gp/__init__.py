@@ -16,30 +16,11 @@ for the Monte-Carlo check, and onto which :func:`from_skip` maps DIP's
 >>> abs(mc.c(16) - c).max()                       # analytic vs empirical
 """
 
-from .analysis import (
-                   correlation,
-                   floor_level,
-                   half_width,
-                   sample_prior,
-                   spectrum,
-                   stationarize,
-)
+from .analysis import correlation, floor_level, half_width, sample_prior, spectrum, stationarize
 from .kernel import kernel, stationary_kernel, stationary_reason
 from .mc import MonteCarlo, monte_carlo, network_samples, parameter_count
-from .spec import (
-                   Act,
-                   Concat,
-                   Conv,
-                   Dense,
-                   GPSpec,
-                   Layer,
-                   Norm,
-                   Resample,
-                   conv_relu,
-                   coord_mlp,
-                   dense_net,
-                   from_skip,
-)
+from .spec import (Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, conv_relu, coord_mlp, dense_net,
+                   from_skip)
 
 __all__ = [
     "Act", "Concat", "Conv", "Dense", "GPSpec", "Layer", "MonteCarlo", "Norm", "Resample", "conv_relu",

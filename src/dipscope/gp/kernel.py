@@ -24,18 +24,7 @@ import torch
 
 from ..errors import DipscopeError
 from . import ops
-from .spec import (
-    Act,
-    Concat,
-    Conv,
-    Dense,
-    GPSpec,
-    Layer,
-    Norm,
-    Resample,
-    concat_weights,
-    out_width,
-)
+from .spec import Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, concat_weights, out_width
 
 MAX_POSITIONS = 4096
 

@@ -54,39 +54,13 @@ The full-size, 2-seed benchmark (GPU) has not been run.
 
 from __future__ import annotations
 
-from ..errors import DipscopeError
 from .callback import Choice, EarlyStopping
-from .rules import (
-                    DEFAULT_FACTOR,
-                    DEFAULT_LAG,
-                    DEFAULT_RETURN_EMA,
-                    DEFAULT_RULE,
-                    RULES,
-                    Delayed,
-                    DiscrepancyRule,
-                    EMVRule,
-                    LaggedDiscrepancyRule,
-                    LaggedSpectralRule,
-                    Rule,
-                    ScaledDiscrepancyRule,
-                    ScaledSpectralRule,
-                    ShiRule,
-                    SpectralRule,
-                    WMVRule,
-                    crossing_band,
-                    make_rule,
-                    replay,
-)
-from .signals import (
-                    FEATURES,
-                    Context,
-                    Observation,
-                    Probe,
-                    estimate_sigma,
-                    mlv_sharpness,
-                    perceptual_blur,
-                    to_grey,
-)
+from .rules import (DEFAULT_FACTOR, DEFAULT_LAG, DEFAULT_RETURN_EMA, DEFAULT_RULE, RULES, Delayed, DiscrepancyRule,
+                    EMVRule, LaggedDiscrepancyRule, LaggedSpectralRule, Rule, ScaledDiscrepancyRule,
+                    ScaledSpectralRule, ShiRule, SpectralRule, WMVRule, crossing_band, make_rule, replay)
+from .signals import (FEATURES, Context, Observation, Probe, estimate_sigma, mlv_sharpness, perceptual_blur,
+                      to_grey)
+from ..errors import DipscopeError
 
 __all__ = ["Choice", "EarlyStopping", "DEFAULT_FACTOR", "DEFAULT_LAG", "DEFAULT_RETURN_EMA", "DEFAULT_RULE", "RULES",
            "Delayed", "DiscrepancyRule", "EMVRule", "LaggedDiscrepancyRule", "LaggedSpectralRule", "Rule",
