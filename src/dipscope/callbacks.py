@@ -38,17 +38,19 @@ from .metrics import psnr
 
 
 class ProgressBar(Callback):
-    """A rich progress bar showing the loss and, when known, the PSNR."""
+    """A rich progress bar showing the loss and, when known, the PSNR; its length is the fit's
+    maximum number of steps, read from the loop at the start."""
 
-    def __init__(self, total: int, description: str, console: Console | None = None) -> None:
+    def __init__(self, description: str, console: Console | None = None) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console or Console(stderr=True), transient=False,
         )
-        self.task = self.progress.add_task(description, total=total, info="")
+        self.task = self.progress.add_task(description, total=None, info="")
 
     def on_start(self, state: FitState) -> None:
+        self.progress.update(self.task, total=state.steps)
         self.progress.console.print(f"fitting {self.progress.tasks[0].description}: at most {state.steps} steps "
                                     "(Ctrl-C or SIGTERM stops it and keeps the outputs reached)")
         self.progress.start()

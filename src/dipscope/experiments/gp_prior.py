@@ -29,7 +29,7 @@ import numpy as np
 from .. import gp
 from ..errors import DipscopeError
 from ..models import SkipSpec
-from ..runs import Task, run_tasks
+from ..runs import ExecutorOptions, Task, run_tasks
 from ..runs.rundir import write_csv
 from .common import PROFILES, markdown_table
 
@@ -256,13 +256,13 @@ def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     return Task("d-special-cases", work, {"part": "d", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
-def run(cfg: GPPriorConfig, out: Path, force: bool = False) -> str:
+def run(cfg: GPPriorConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the four tasks; write ``summary.md``; return it."""
     if cfg.profile not in PROFILES:
         raise DipscopeError(f"unknown profile {cfg.profile!r}; choose one of {', '.join(PROFILES)}")
     s = SETTINGS[cfg.profile]
     tasks = [_task_a(s, cfg), _task_b(s, cfg), _task_c(s, cfg), _task_d(s, cfg)]
-    res = run_tasks(tasks, out, force=force)
+    res = run_tasks(tasks, out, force=force, executor=executor)
     a = res["a-conv-relu"]["rows"]
     b = res["b-encoder-decoder"]["rows"]
     dd = res["d-special-cases"]["rows"]

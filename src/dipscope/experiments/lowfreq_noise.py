@@ -41,7 +41,7 @@ from ..fit import fit
 from ..metrics import psnr
 from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
-from ..runs import Task, require_complete, run_tasks
+from ..runs import ExecutorOptions, Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
 from .common import crop_side, describe, markdown_table, model_choice
 
@@ -215,7 +215,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
+def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
     if not 0 < cfg.fc < 0.5:
         raise DipscopeError("--fc must be in (0, 0.5) cycles/pixel")
@@ -228,7 +228,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False) -> str:
     rings = {name: spectral.texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
     tasks = [_task(name, image, model, kind, cfg, rings[name])
              for name, image in images.items() for model in cfg.models for kind in cfg.noises]
-    summaries = run_tasks(tasks, out, force=force)
+    summaries = run_tasks(tasks, out, force=force, executor=executor)
     for name, image in images.items():
         keys = [t.key for t in tasks if summaries[t.key]["image"] == name]
         plot_grid(out, name, image, keys, summaries, cfg)

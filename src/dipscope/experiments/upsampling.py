@@ -40,7 +40,7 @@ from ..errors import DipscopeError
 from ..fit import fit
 from ..metrics import psnr
 from ..models import SkipSpec
-from ..runs import Task, require_complete, run_tasks
+from ..runs import ExecutorOptions, Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
 from .common import crop_side, describe, markdown_table, model_choice
 from .lowfreq_noise import _fmt
@@ -178,7 +178,7 @@ def load_images(cfg: UpsamplingConfig) -> dict[str, torch.Tensor]:
     return load_lf(LowFreqConfig(images=cfg.images, profile=cfg.profile, crop=cfg.crop, data_dir=cfg.data_dir))
 
 
-def run(cfg: UpsamplingConfig, out: Path, force: bool = False) -> str:
+def run(cfg: UpsamplingConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
     if not 0 < cfg.hf_cutoff < 0.5:
         raise DipscopeError("--hf-cutoff must be in (0, 0.5) cycles/pixel")
@@ -193,7 +193,7 @@ def run(cfg: UpsamplingConfig, out: Path, force: bool = False) -> str:
         archs = settings(cfg, base, min(image.shape[1:]))
         keys_of[name] = list(archs)
         tasks += [_task(name, image, key, spec, config, cfg) for key, spec in archs.items()]
-    summaries = run_tasks(tasks, out, force=force)
+    summaries = run_tasks(tasks, out, force=force, executor=executor)
     text = f"# Upsampling modes and strides ({cfg.profile} profile)\n\n"
     csv_rows = []
     for name, image in images.items():

@@ -1,0 +1,5 @@
+"""``python -m dipscope.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,190 @@
+"""What every command shares: the typer apps, the command class, the choices (built from the
+tuples of the modules that own them), the option groups declared once, and the entry point.
+
+Every user error (bad path, unreadable image, impossible configuration) prints one line
+``error: …`` on stderr and exits with status 2; the commands never show a traceback for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import sys
+import typing
+from enum import Enum
+from typing import Any, Callable, Optional
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from .. import interrupts
+from ..errors import DipscopeError
+from ..experiments.common import PROFILES
+from ..models import FAMILIES
+from ..presets import PRESETS
+from ..runs.executors import EXECUTORS, STORAGES, ExecutorOptions
+from ..runtime import PRECISIONS
+
+
+class _FlagsTakeNoValue:
+    """Help shows no value placeholder (``<bool>``) for on/off flags such as ``--force`` and
+    ``--help``: they take none."""
+
+    def get_params(self, ctx):  # type: ignore[no-untyped-def]
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsTakeNoValue, TyperCommand):
+    """A command whose usage line names arguments plainly (``IMAGE``, ``[IMAGES]...``, not
+    ``{image}``) and whose flags show no value placeholder."""
+
+    def collect_usage_pieces(self, ctx):  # type: ignore[no-untyped-def]
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"^\{(.+)\}", lambda m: m.group(1).upper(), re.sub(r"^\[(\w+)\]", lambda m: f"[{m.group(1).upper()}]", p))
+                if p != "[OPTIONS]" else p for p in pieces]
+
+
+class Group(_FlagsTakeNoValue, TyperGroup):
+    """A command group whose ``--help`` shows no value placeholder either."""
+
+
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run the Deep Image Prior fast, and measure its spectral bias.")
+experiment_app = typer.Typer(cls=Group, no_args_is_help=True, help="Reproduce the study's experiments (resumable).")
+data_app = typer.Typer(cls=Group, no_args_is_help=True, help="Named test sets (cbm3d9, barbara, triangle).")
+gp_app = typer.Typer(cls=Group, no_args_is_help=True,
+                     help="Infinite-width (NNGP) kernels of the networks at initialisation.")
+app.add_typer(experiment_app, name="experiment")
+app.add_typer(data_app, name="data")
+app.add_typer(gp_app, name="gp")
+
+
+def choices(name: str, values: typing.Iterable[str]) -> type[Enum]:
+    """A ``str`` Enum of ``values`` for typer, made from the tuple the owning module declares."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+Model = choices("Model", FAMILIES)
+Preset = choices("Preset", PRESETS)
+Precision = choices("Precision", PRECISIONS)
+Profile = choices("Profile", PROFILES)
+ExecutorName = choices("ExecutorName", EXECUTORS)
+RayStorage = choices("RayStorage", STORAGES)
+LAYOUTS = ("auto", "nchw", "channels-last")
+Layout = choices("Layout", LAYOUTS)
+
+IMAGES_HELP = "Image files, or set:NAME for a named data set (cbm3d9, barbara, triangle) from --data-dir."
+
+
+# --- options every experiment takes ----------------------------------------------------------
+
+def opt_out() -> Any:
+    return typer.Option(..., "--out", "-o", help="Experiment directory (finished tasks are skipped on re-run).")
+
+
+def opt_profile(default: str = "cpu") -> Any:
+    return typer.Option(Profile(default), help="smoke (seconds), cpu (the committed results on 2 CPU cores), "
+                                      "paper (the study's settings).")
+
+
+def opt_data_dir() -> Any:
+    return typer.Option(None, help="Folder of the named data sets (else $DIPSCOPE_DATA).")
+
+
+def opt_device() -> Any:
+    return typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps.")
+
+
+def opt_force(what: str = "tasks") -> Any:
+    return typer.Option(False, "--force", help=f"Redo finished {what}.")
+
+
+# --- the executor option group, declared once ------------------------------------------------
+
+_PANEL = "Executor"
+EXECUTOR_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("executor_name", ExecutorName, typer.Option(ExecutorName("local"), "--executor", rich_help_panel=_PANEL,
+     help="local (here, one task after the other) or ray (each task a Ray task; needs Ray: the dipscope ray extra).")),
+    ("retries", int, typer.Option(1, "--retries", rich_help_panel=_PANEL,
+     help="Retry a failed task this many times, then report it.")),
+    ("threads", Optional[int], typer.Option(None, "--threads", rich_help_panel=_PANEL,
+     help="Torch threads in every task (default: --cpus-per-task, 1 unless set, with either executor: CPU numbers "
+          "depend on it, so the same command gives the same numbers on both; a sweep resumes only with the thread "
+          "count it was made with).")),
+    ("ray_address", Optional[str], typer.Option(None, "--ray-address", rich_help_panel=_PANEL,
+     help="auto (the cluster this node belongs to) or ray://HOST:10001; default: start a local Ray instance.")),
+    ("cpus_per_task", float, typer.Option(1.0, "--cpus-per-task", rich_help_panel=_PANEL,
+     help="CPUs each Ray task asks for.")),
+    ("gpus_per_task", float, typer.Option(0.0, "--gpus-per-task", rich_help_panel=_PANEL,
+     help="GPUs each Ray task asks for (fractions share a GPU).")),
+    ("ray_storage", RayStorage, typer.Option(RayStorage("shared"), "--ray-storage", rich_help_panel=_PANEL,
+     help="shared: tasks write the run directories (--out must be on a file system every node sees); driver: tasks "
+          "return their files and this process writes them.")),
+]
+
+
+def with_executor(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the executor options (:data:`EXECUTOR_OPTIONS`) and call it with them as
+    one checked :class:`~dipscope.runs.ExecutorOptions` in its ``executor`` argument."""
+    hints = typing.get_type_hints(command)
+    signature = inspect.signature(command)
+    kept = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+            if p.name != "executor"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+             for name, kind, option in EXECUTOR_OPTIONS]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name, _, _ in EXECUTOR_OPTIONS}
+        options = ExecutorOptions(name=_value(given.pop("executor_name")), storage=_value(given.pop("ray_storage")),
+                                  **given)
+        options.check()  # an unknown value, or Ray missing, fails here before any work
+        return command(*args, executor=options, **kwargs)
+
+    del wrapper.__wrapped__  # typer must see the new signature, not the command's
+    wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in kept + added}, "return": None}
+    return wrapper
+
+
+def _value(choice: Any) -> Any:
+    return choice.value if isinstance(choice, Enum) else choice
+
+
+def comma_list(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise DipscopeError(f"{what} is empty")
+    return items
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: runs the app and turns user errors into one line and exit status 2.
+
+    SIGINT and SIGTERM interrupt a fit cleanly (:mod:`dipscope.interrupts`): the outputs reached
+    are saved and the process exits 130 (SIGINT) or 143 (SIGTERM).
+    """
+    previous = interrupts.install()
+    try:
+        app(args=argv, standalone_mode=False)
+    except DipscopeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print(f"aborted by {interrupts.name()}", file=sys.stderr)
+        sys.exit(interrupts.exit_code())
+    except Exception as e:
+        # Usage errors and exits of the command-line parser (click, or the copy typer vendors).
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
+            sys.exit(e.exit_code)
+        raise
+    finally:
+        interrupts.restore(previous)

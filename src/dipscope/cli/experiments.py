@@ -1,0 +1,181 @@
+"""``dipscope experiment …``: the study's experiments, one command each (resumable sweeps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DipscopeError
+from ..runs.executors import ExecutorOptions
+from .base import (IMAGES_HELP, Command, Precision, Profile, comma_list, experiment_app, opt_data_dir, opt_device,
+                   opt_force, opt_out, opt_profile, with_executor)
+
+
+@experiment_app.command("bias", cls=Command)
+@with_executor
+def experiment_bias(
+    images: list[str] = typer.Argument(..., help=IMAGES_HELP),
+    out: Path = opt_out(),
+    model: list[str] = typer.Option(["dip", "linear-128", "relunet"], help="Models: dip, linear-N, relunet (repeat)."),
+    profile: Profile = opt_profile("cpu"),
+    factor: int = typer.Option(4, help="Downsample inputs by this factor (the study: 4)."),
+    resize: str = typer.Option("study", help="study (plain bilinear, as the study) or antialias."),
+    tau: float = typer.Option(0.1, help="Relative-error threshold τ."),
+    bands: int = typer.Option(8, help="Number of frequency rings."),
+    data_dir: Optional[str] = opt_data_dir(),
+    device: str = opt_device(),
+    force: bool = opt_force(),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """Claim 1: per-band error over the fit of clean images; Spearman ρ of band vs learning time."""
+    from ..experiments.bias import BiasConfig, run
+
+    cfg = BiasConfig(images=images, models=model, profile=profile.value, bands=bands, tau=tau, factor=factor,
+                     resize=resize, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force, executor=executor))
+
+
+@experiment_app.command("trajectory", cls=Command)
+@with_executor
+def experiment_trajectory(
+    images: list[str] = typer.Argument(..., help=IMAGES_HELP + " Also pattern:F1,F2 for generated images."),
+    out: Path = opt_out(),
+    model: str = typer.Option("dip", help="dip, linear-N or relunet."),
+    runs: int = typer.Option(2, help="Number of runs (seeds) to compare; the distance uses the first two."),
+    profile: Profile = opt_profile("cpu"),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
+    channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
+    smooth: int = typer.Option(5, help="Window of the centred moving median over snapshots."),
+    data_dir: Optional[str] = opt_data_dir(),
+    device: str = opt_device(),
+    force: bool = opt_force(),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """Claim 2: distance between two runs over the fit; convergence points; peak vs pattern amount."""
+    from ..experiments.trajectory import TrajectoryConfig, run
+
+    if runs < 2:
+        raise DipscopeError("--runs must be at least 2")
+    cfg = TrajectoryConfig(images=images, model=model, profile=profile.value, runs=runs, steps=steps,
+                           channels=channels, smooth=smooth, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force, executor=executor))
+
+
+@experiment_app.command("lowfreq-noise", cls=Command)
+@with_executor
+def experiment_lowfreq_noise(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = opt_out(),
+    model: list[str] = typer.Option(["dip", "relunet"], help="Models: dip, linear-N, relunet (repeat)."),
+    noise: list[str] = typer.Option(["lowfreq", "white"], help="Noises: lowfreq, white (repeat)."),
+    profile: Profile = opt_profile("cpu"),
+    sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale (both noises)."),
+    fc: float = typer.Option(1 / 32, help="Cutoff of the low-frequency noise (cycles/pixel)."),
+    clip: bool = typer.Option(False, "--clip/--no-clip", help="Clip the noisy image to [0, 1] (adds high frequencies)."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image; default by profile (smoke 64, cpu 128, paper none)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps (all models)."),
+    tau: float = typer.Option(0.1, help="Threshold τ for 'band fitted'."),
+    data_dir: Optional[str] = opt_data_dir(),
+    device: str = opt_device(),
+    force: bool = opt_force(),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """DIP and ReLUNet on low-frequency vs white noise: PSNR gains, when noise and texture bands are fitted."""
+    from ..experiments.lowfreq_noise import LowFreqConfig, run
+
+    cfg = LowFreqConfig(images=images or (), models=model, noises=noise, profile=profile.value, sigma=sigma, fc=fc,
+                        clip=clip, crop=crop, steps=steps, tau=tau, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force, executor=executor))
+
+
+@experiment_app.command("upsampling", cls=Command)
+@with_executor
+def experiment_upsampling(
+    images: Optional[list[str]] = typer.Argument(None, help="Image files or set:NAME; default: Barbara from --data-dir."),
+    out: Path = opt_out(),
+    mode: list[str] = typer.Option(["nearest", "bilinear", "transposed"], help="Upsampling modes at stride 2 (repeat)."),
+    stride: list[int] = typer.Option([2, 4, 8, 16, 32], help="Upsampling strides (repeat); depth adjusted to the image."),
+    stride_mode: str = typer.Option("bilinear", help="Upsampling mode of the stride settings."),
+    profile: Profile = opt_profile("cpu"),
+    channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
+    skip_channels: Optional[int] = typer.Option(None, help="Override the skip channels per level (0: no skip connections)."),
+    steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
+    crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image."),
+    hf_cutoff: float = typer.Option(0.25, help="High-frequency power fraction counts r above this (cycles/pixel)."),
+    bands: int = typer.Option(16, help="Number of rings for the low-error radius."),
+    tau: float = typer.Option(0.1, help="Relative-error threshold τ of the low-error radius."),
+    data_dir: Optional[str] = opt_data_dir(),
+    device: str = opt_device(),
+    force: bool = opt_force(),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """Nearest vs bilinear vs transposed upsampling, and strides 2–32: smoothness and low-error radius r(t)."""
+    from ..experiments.upsampling import UpsamplingConfig, run
+
+    cfg = UpsamplingConfig(images=images or (), modes=mode, strides=stride, stride_mode=stride_mode,
+                           profile=profile.value, channels=channels, skip_channels=skip_channels, steps=steps,
+                           crop=crop, hf_cutoff=hf_cutoff, bands=bands, tau=tau, data_dir=data_dir, device=device)
+    print(run(cfg, out, force=force, executor=executor))
+
+
+def _steps_overrides(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in values:
+        model, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise DipscopeError(f"bad --steps {item!r}; write MODEL=N, e.g. relunet=5000")
+        out[model.strip()] = int(number)
+    return out
+
+
+@experiment_app.command("denoise-table", cls=Command)
+@with_executor
+def experiment_denoise_table(
+    images: list[str] = typer.Argument(None, help=IMAGES_HELP + " Default: set:cbm3d9."),
+    out: Path = opt_out(),
+    models: str = typer.Option(",".join(("dip", "linear-128", "linear-2048", "relunet")),
+                               help="Comma-separated models: dip, linear-N, relunet."),
+    runs: int = typer.Option(2, help="Runs (network seeds 0 … R−1) per image and model."),
+    factor: int = typer.Option(4, help="Downsample the images by this factor (the study: 4)."),
+    sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale."),
+    resize: str = typer.Option("study", help="study (plain bilinear, as the study), area (box average, OpenCV's INTER_AREA), antialias, "
+                                             "or study-distorted (the study's swapped width/height for non-square images)."),
+    quantize: bool = typer.Option(True, "--quantize/--no-quantize", help="Round clean and noisy images to 8 bits."),
+    crop: int = typer.Option(0, help="Ignore a border of this many pixels in the PSNR."),
+    profile: Profile = opt_profile("paper"),
+    steps: list[str] = typer.Option([], help="Override a model's steps: MODEL=N (repeat)."),
+    noise_seed: int = typer.Option(0, help="Seed of the noise."),
+    report_only: bool = typer.Option(False, "--report-only", help="Run nothing: rebuild the table from finished runs."),
+    data_dir: Optional[str] = opt_data_dir(),
+    device: str = opt_device(),
+    precision: Precision = typer.Option(Precision("auto"), help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64."),
+    force: bool = opt_force("runs"),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """Claim 3: best PSNR of DIP, DIP-Linear and ReLUNet on noisy images, beside the published table."""
+    from ..experiments.denoise_table import TableConfig, run
+
+    cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=runs,
+                      factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
+                      profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
+                      data_dir=data_dir, device=device, precision=precision.value)
+    print(run(cfg, out, force=force, report_only=report_only, executor=executor))
+
+
+@experiment_app.command("gp-prior", cls=Command)
+@with_executor
+def experiment_gp_prior(
+    out: Path = opt_out(),
+    profile: Profile = opt_profile("cpu"),
+    seed: int = typer.Option(0, help="Seed of the random networks."),
+    monte_carlo: bool = typer.Option(True, "--monte-carlo/--no-monte-carlo", help="Also sample random networks (else analytic kernels only, seconds)."),
+    force: bool = opt_force(),
+    executor: ExecutorOptions = None,  # the executor options (with_executor)
+) -> None:
+    """DIP at initialisation as a Gaussian process: NNGP kernels vs random networks, half-width vs depth."""
+    from ..experiments.gp_prior import GPPriorConfig, run
+
+    print(run(GPPriorConfig(profile=profile.value, seed=seed, monte_carlo=monte_carlo), out, force=force,
+              executor=executor))
