@@ -8,9 +8,12 @@ killed sweep.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
+
+import torch
 
 from ..errors import DipscopeError
 from ..fit import FitConfig
@@ -89,9 +92,40 @@ def image_name(path: Path | str) -> str:
     return Path(path).stem
 
 
-def load_inputs(images: Sequence[str], data_dir: str | None, factor: int, method: str = "study") -> dict[str, Any]:
-    """Resolve experiment inputs: file paths, or ``set:NAME`` for a named data set (downsampled ×factor)."""
-    from ..datasets import load
+#: Where a square crop of a named image is centred (row, column), else the image centre:
+#: Barbara's scarf, whose stripes (0.27 cycles/pixel) the lowfreq-noise and upsampling
+#: experiments need inside their 128×128 crop.
+CROP_CENTRES: dict[str, tuple[int, int]] = {"barbara": (256, 384)}
+
+
+def crop_square(image: torch.Tensor, side: int | None, centre: tuple[int, int] | None = None) -> torch.Tensor:
+    """The ``side × side`` window of ``image`` centred at ``centre`` (default: the image centre),
+    shifted to lie inside the image; the whole image when ``side`` is None or too large.
+    Never resamples: fine texture keeps its frequency."""
+    _, h, w = image.shape
+    if side is None or (side >= h and side >= w):
+        return image.clone()
+    sh, sw = min(side, h), min(side, w)
+    cy, cx = centre if centre is not None else (h // 2, w // 2)
+    top = int(min(max(cy - sh // 2, 0), h - sh))
+    left = int(min(max(cx - sw // 2, 0), w - sw))
+    return image[:, top:top + sh, left:left + sw].clone()
+
+
+def load_inputs(items: Sequence[str], data_dir: str | None, factor: int = 1, method: str = "study", *,
+                crop: int | None = None, pattern_size: int = 256) -> dict[str, torch.Tensor]:
+    """Every experiment's inputs, by name, from the command line's items.
+
+    * ``set:NAME`` — a named data set (:func:`dipscope.datasets.load`, sha256-checked);
+    * ``pattern:F1,F2,…`` — generated pattern images of side ``pattern_size``
+      (:func:`dipscope.datasets.pattern_image`), named ``pattern-F``; never resampled;
+    * anything else — an image file, named by its stem.
+
+    Loaded images are shrunk ×``factor`` with ``method`` (:func:`dipscope.physics.downsample`),
+    then cropped to a ``crop × crop`` square (:func:`crop_square`, centred per
+    :data:`CROP_CENTRES`). Two inputs with one name are refused.
+    """
+    from ..datasets import load, pattern_image
     from ..images import read_image
     from ..physics import RESIZES, downsample
 
@@ -99,19 +133,36 @@ def load_inputs(images: Sequence[str], data_dir: str | None, factor: int, method
         raise DipscopeError("the downsampling factor must be ≥ 1")
     if method not in RESIZES:
         raise DipscopeError(f"unknown resize {method!r}; choose one of {', '.join(RESIZES)}")
-    out: dict[str, Any] = {}
+    out: dict[str, torch.Tensor] = {}
 
-    def add(name: str, image: Any) -> None:
+    def add(name: str, image: torch.Tensor, resample: bool = True) -> None:
         if name in out:
             raise DipscopeError(f"two inputs are both named {name!r}; rename one of them")
-        out[name] = downsample(image, factor, method) if factor > 1 or method == "study-distorted" else image
+        if resample and (factor > 1 or method == "study-distorted"):
+            image = downsample(image, factor, method)
+        out[name] = crop_square(image, crop, CROP_CENTRES.get(name)) if crop else image
 
-    for item in images:
+    for item in items:
         if item.startswith("set:"):
             for name, image in load(item[4:], data_dir).items():
                 add(name, image)
+        elif item.startswith("pattern:"):
+            for f in item[len("pattern:"):].split(","):
+                try:
+                    fraction = float(f)
+                except ValueError:
+                    raise DipscopeError(f"bad pattern fraction {f!r} in {item!r}; use e.g. pattern:0.2,0.5") from None
+                add(f"pattern-{fraction:.2f}", pattern_image(pattern_size, fraction), resample=False)
         else:
             add(image_name(item), read_image(item))
     if not out:
         raise DipscopeError("no input images given")
     return out
+
+
+def fmt(value: Any, spec: str = ".2f") -> str:
+    """A table cell: ``–`` for a missing value (None or NaN), floats formatted with ``spec``,
+    anything else as it prints."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec) if isinstance(value, float) else str(value)

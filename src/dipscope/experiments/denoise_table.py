@@ -183,7 +183,7 @@ def cell(values: Sequence[float]) -> tuple[float, float | None]:
     return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else None)
 
 
-def _fmt(mean: float | None, std: float | None) -> str:
+def cell_text(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "–"
     return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
@@ -209,9 +209,9 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
             runs = by_cell.get((image, m), [])
             mean, std = cell([s["best_psnr"] for s in runs]) if runs else (None, None)
             pub = PUBLISHED.get(image, {}).get(m) if comparable else None
-            line.append(_fmt(mean, std) + (f" (n={len(runs)})" if runs and len(runs) != cfg.runs else ""))
+            line.append(cell_text(mean, std) + (f" (n={len(runs)})" if runs and len(runs) != cfg.runs else ""))
             if comparable:
-                line += [_fmt(*pub) if pub else "–", f"{mean - pub[0]:+.2f}" if (pub and mean is not None) else "–"]
+                line += [cell_text(*pub) if pub else "–", f"{mean - pub[0]:+.2f}" if (pub and mean is not None) else "–"]
             if mean is not None:
                 col_ours[m].append(mean)
                 if pub:

@@ -31,7 +31,7 @@ from ..errors import DipscopeError
 from ..models import SkipSpec
 from ..runs import ExecutorOptions, Task, run_tasks
 from ..runs.rundir import write_csv
-from .common import PROFILES, markdown_table
+from .common import fmt, markdown_table, PROFILES
 
 # profile → length n, MC width C, MC samples S, input widths σ, depths d, levels L
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -77,10 +77,6 @@ def _measure(spec: gp.GPSpec, n: int, s: dict[str, Any], seed: int, mc: bool = T
         out |= {"c_mc": np.full_like(c, np.nan), "half_width_mc": float("nan"), "err": float("nan"),
                 "se": float("nan")}
     return out
-
-
-def _fmt(x: float, digits: int = 2) -> str:
-    return "–" if x != x else f"{x:.{digits}f}"
 
 
 def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
@@ -273,18 +269,18 @@ def run(cfg: GPPriorConfig, out: Path, force: bool = False, executor: ExecutorOp
             "low share = share of the non-DC power at ω ≤ 0.1 cycles/sample (white noise: ≈ 0.2).\n\n"
             f"## (a) conv-ReLU, 3-tap, smoothed input (n = {s['n']})\n\n"
             + markdown_table(["σ", "d", "half-width GP", "half-width MC", "floor", "max |Δc|", "SE"],
-                             [[r["sigma"], r["depth"], _fmt(r["half_width"]), _fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", _fmt(r["max_abs_dc"], 4), _fmt(r["se"], 4)] for r in a])
+                             [[r["sigma"], r["depth"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
+                               f"{r['floor']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f")] for r in a])
             + f"\n## (b) encoder-decoder, white input (n = {res['b-encoder-decoder']['n']})\n\n"
             + markdown_table(["upsampling", "L", "half-width GP", "half-width MC", "floor", "low share (ω ≤ 0.1)",
                               "max |Δc|", "SE", "half-width GP+BN", "floor GP+BN"],
-                             [[r["upsample"], r["levels"], _fmt(r["half_width"]), _fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", f"{r['low_share']:.3f}", _fmt(r["max_abs_dc"], 4), _fmt(r["se"], 4),
-                               _fmt(r["half_width_bn"]), f"{r['floor_bn']:.3f}"] for r in b])
+                             [[r["upsample"], r["levels"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
+                               f"{r['floor']:.3f}", f"{r['low_share']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f"),
+                               fmt(r["half_width_bn"]), f"{r['floor_bn']:.3f}"] for r in b])
             + "\n## (d) special cases (NNGP only)\n\n"
             + markdown_table(["model", "c(1)", "c(8)", "floor", "half-width", "low share (ω ≤ 0.1)"],
                              [[r["model"], f"{r['c1']:.3f}", f"{r['c8']:.3f}", f"{r['floor']:.3f}",
-                               _fmt(r["half_width"]), f"{r['low_share']:.3f}"] for r in dd]))
+                               fmt(r["half_width"]), f"{r['low_share']:.3f}"] for r in dd]))
     (out / "summary.md").write_text(text)
     return text
 

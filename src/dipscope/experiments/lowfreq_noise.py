@@ -43,11 +43,9 @@ from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
 from ..runs import ExecutorOptions, Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
-from .common import crop_side, describe, markdown_table, model_choice
+from .common import crop_side, describe, fmt, load_inputs, markdown_table, model_choice
 
 NOISES = ("lowfreq", "white")
-# Barbara's scarf (stripes near 0.27 cycles/pixel): the crop window is centred here (row, column).
-BARBARA_CENTRE = (256, 384)
 # The study's snapshot iterations (Fig. "low-frequency noise"): DIP and ReLUNet.
 STUDY_STEPS = {"dip": (20, 100, 500), "relunet": (0, 10_000, 50_000)}
 
@@ -77,40 +75,6 @@ class LowFreqConfig:
 # --------------------------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------------------------
-
-
-def crop_square(image: torch.Tensor, side: int | None, centre: tuple[int, int] | None = None) -> torch.Tensor:
-    """The ``side × side`` window of ``image`` centred at ``centre`` (default: the image centre),
-    shifted to lie inside the image; the whole image when ``side`` is None or too large.
-    Never resamples: fine texture keeps its frequency."""
-    _, h, w = image.shape
-    if side is None or (side >= h and side >= w):
-        return image.clone()
-    sh, sw = min(side, h), min(side, w)
-    cy, cx = centre if centre is not None else (h // 2, w // 2)
-    top = int(min(max(cy - sh // 2, 0), h - sh))
-    left = int(min(max(cx - sw // 2, 0), w - sw))
-    return image[:, top:top + sh, left:left + sw].clone()
-
-
-def load_images(cfg: LowFreqConfig) -> dict[str, torch.Tensor]:
-    """Barbara (from the data directory) when no image is given, else the given files; cropped."""
-    from ..datasets import load
-    from ..images import read_image
-    from .common import image_name
-
-    out: dict[str, torch.Tensor] = {}
-    if not cfg.images:
-        barbara = load("barbara", cfg.data_dir)["barbara"]
-        out["barbara"] = crop_square(barbara, cfg.crop_side, BARBARA_CENTRE)
-    for item in cfg.images:
-        if item.startswith("set:"):
-            for name, image in load(item[4:], cfg.data_dir).items():
-                centre = BARBARA_CENTRE if name == "barbara" else None
-                out[name] = crop_square(image, cfg.crop_side, centre)
-        else:
-            out[image_name(item)] = crop_square(read_image(item), cfg.crop_side)
-    return out
 
 
 def make_noise(kind: str, sigma: float, fc: float, seed: int) -> Noise:
@@ -207,14 +171,6 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
     if not 0 < cfg.fc < 0.5:
@@ -224,7 +180,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOp
     for kind in cfg.noises:
         if kind not in NOISES:
             raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
-    images = load_images(cfg)
+    images = load_inputs(cfg.images or ["set:barbara"], cfg.data_dir, crop=cfg.crop_side)
     rings = {name: spectral.texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
     tasks = [_task(name, image, model, kind, cfg, rings[name])
              for name, image in images.items() for model in cfg.models for kind in cfg.noises]
@@ -237,10 +193,10 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOp
     rows, csv_rows = [], []
     for task in tasks:
         s = summaries[task.key]
-        rows.append([s["model"], s["image"], s["noise"], _fmt(s["noisy_psnr"]), _fmt(s["best_psnr"]),
-                     _fmt(s["best_step"]), _fmt(s["gain"]), _fmt(s["final_psnr"]), _fmt(s["t_noise_band"]),
-                     _fmt(s["t_texture_band"]), _fmt(s["final_noise_left"]["noise"]),
-                     _fmt(s["final_noise_left"]["all"])])
+        rows.append([s["model"], s["image"], s["noise"], fmt(s["noisy_psnr"]), fmt(s["best_psnr"]),
+                     fmt(s["best_step"]), fmt(s["gain"]), fmt(s["final_psnr"]), fmt(s["t_noise_band"]),
+                     fmt(s["t_texture_band"]), fmt(s["final_noise_left"]["noise"]),
+                     fmt(s["final_noise_left"]["all"])])
         csv_rows.append({k: s[k] for k in ("model", "image", "noise", "noisy_psnr", "best_psnr", "best_step", "gain",
                                            "final_psnr", "t_noise_band", "t_texture_band", "t_texture_band_clean",
                                            "t_all_noise", "steps", "seconds")}
@@ -254,7 +210,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOp
         for name in images:
             g = {s["noise"]: s["gain"] for s in summaries.values() if s["model"] == model and s["image"] == name}
             if "white" in g and "lowfreq" in g:
-                gains.append([model, name, _fmt(g["white"]), _fmt(g["lowfreq"]), _fmt(g["white"] - g["lowfreq"])])
+                gains.append([model, name, fmt(g["white"]), fmt(g["lowfreq"]), fmt(g["white"] - g["lowfreq"])])
     ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in rings.items())
     text = (f"# Low-frequency vs white noise ({cfg.profile} profile)\n\n"
             f"σ = {cfg.sigma:g}/255 (both noises, each rescaled to sample std exactly σ), f_c = {cfg.fc:.4f} "

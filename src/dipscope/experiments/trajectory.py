@@ -24,8 +24,6 @@ import torch
 
 from .. import spectral
 from ..callbacks import TrajectoryRecorder
-from ..datasets import pattern_image
-from ..errors import DipscopeError
 from ..fit import fit_runs
 from ..images import write_image
 from ..metrics import trajectory_distance
@@ -33,7 +31,7 @@ from ..plots import curves
 from ..runs import Task, require_complete, run_tasks
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
-from .common import describe, load_inputs, markdown_table, model_choice
+from .common import describe, fmt, load_inputs, markdown_table, model_choice
 
 
 @dataclass
@@ -124,24 +122,6 @@ def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, i
     return {"first_min": None, "peak": None, "final_min": None}
 
 
-def _inputs(cfg: TrajectoryConfig) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    rest = []
-    for item in cfg.images:
-        if item.startswith("pattern:"):
-            for f in item[len("pattern:"):].split(","):
-                try:
-                    fraction = float(f)
-                except ValueError:
-                    raise DipscopeError(f"bad pattern fraction {f!r} in {item!r}; use e.g. pattern:0.2,0.5") from None
-                out[f"pattern-{fraction:.2f}"] = pattern_image(cfg.size, fraction)
-        else:
-            rest.append(item)
-    if rest:
-        out.update(load_inputs(rest, cfg.data_dir, factor=1))
-    return out
-
-
 def _settings(cfg: TrajectoryConfig):
     spec, config = model_choice(cfg.model, cfg.profile)
     if cfg.profile == "cpu" and cfg.model == "dip":
@@ -213,7 +193,7 @@ def pattern_fraction(name: str) -> float | None:
 def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
         executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``, ``summary.csv`` and ``distance.png``."""
-    images = _inputs(cfg)
+    images = load_inputs(cfg.images, cfg.data_dir, pattern_size=cfg.size)
     tasks = [_task(name, image, cfg) for name, image in images.items()]
     summaries = run_tasks(tasks, out, force=force, executor=executor)
     rows, csv_rows, xs, ys, marks = [], [], {}, {}, {}
@@ -222,9 +202,9 @@ def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
         label = s["image"]
         xs[label], ys[label] = s["steps"], s["d_smoothed"]
         marks[label] = [s[k] for k in ("first_min_step", "peak_step") if s.get(k) is not None]
-        rows.append([label, s["first_min_step"], _fmt(s["first_min_d"]), s["peak_step"], _fmt(s["peak_d"]),
-                     _fmt(s["rise"]), _fmt(s["rise_ratio"]), s["final_min_step"],
-                     _fmt(s.get("first_meeting_high_power_ratio"))])
+        rows.append([label, s["first_min_step"], fmt(s["first_min_d"], ".4g"), s["peak_step"], fmt(s["peak_d"], ".4g"),
+                     fmt(s["rise"], ".4g"), fmt(s["rise_ratio"], ".4g"), s["final_min_step"],
+                     fmt(s.get("first_meeting_high_power_ratio"), ".4g")])
         csv_rows.append({k: v for k, v in s.items() if k not in ("steps", "d_smoothed")})
     write_csv(out / "summary.csv", csv_rows)
     curves(xs, ys, out / "distance.png", f"d(t) = ||x¹_t − x²_t||² ({cfg.model}, {cfg.profile} profile, "
@@ -245,7 +225,3 @@ def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
             + correlation)
     (out / "summary.md").write_text(text)
     return text
-
-
-def _fmt(v: float | None) -> str:
-    return "–" if v is None else f"{v:.4g}"

@@ -42,8 +42,7 @@ from ..metrics import psnr
 from ..models import SkipSpec
 from ..runs import ExecutorOptions, Task, require_complete, run_tasks
 from ..runs.rundir import write_csv
-from .common import crop_side, describe, markdown_table, model_choice
-from .lowfreq_noise import _fmt
+from .common import crop_side, describe, fmt, load_inputs, markdown_table, model_choice
 
 MODES = ("nearest", "bilinear", "transposed")
 STRIDES = (2, 4, 8, 16, 32)
@@ -171,13 +170,6 @@ def _task(name: str, image: torch.Tensor, key: str, spec: SkipSpec, config, cfg:
                                         "hf_cutoff": cfg.hf_cutoff, "init_seeds": cfg.init_seeds, "at_steps": at})
 
 
-def load_images(cfg: UpsamplingConfig) -> dict[str, torch.Tensor]:
-    from .lowfreq_noise import LowFreqConfig
-    from .lowfreq_noise import load_images as load_lf
-
-    return load_lf(LowFreqConfig(images=cfg.images, profile=cfg.profile, crop=cfg.crop, data_dir=cfg.data_dir))
-
-
 def run(cfg: UpsamplingConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
     if not 0 < cfg.hf_cutoff < 0.5:
@@ -187,7 +179,7 @@ def run(cfg: UpsamplingConfig, out: Path, force: bool = False, executor: Executo
     if cfg.init_seeds < 1:
         raise DipscopeError("--init-seeds must be at least 1")
     base, config = base_model(cfg)
-    images = load_images(cfg)
+    images = load_inputs(cfg.images or ["set:barbara"], cfg.data_dir, crop=cfg.crop_side)
     tasks, keys_of = [], {}
     for name, image in images.items():
         archs = settings(cfg, base, min(image.shape[1:]))
@@ -204,9 +196,9 @@ def run(cfg: UpsamplingConfig, out: Path, force: bool = False, executor: Executo
         rows = []
         for k in keys:
             s = ss[k]
-            rows.append([k, s["architecture"], s["n_parameters"], _fmt(s["init_hf_fraction"], 4)]
-                        + [_fmt(v, 4) for v in s["hf_fraction"]] + [_fmt(v, 3) for v in s["radius"]]
-                        + [_fmt(s["final_psnr"])])
+            rows.append([k, s["architecture"], s["n_parameters"], fmt(s["init_hf_fraction"], ".4f")]
+                        + [fmt(v, ".4f") for v in s["hf_fraction"]] + [fmt(v, ".3f") for v in s["radius"]]
+                        + [fmt(s["final_psnr"])])
             csv_rows.append({"image": name, "setting": k, "architecture": s["architecture"],
                              "n_parameters": s["n_parameters"], "init_hf_fraction": s["init_hf_fraction"]}
                             | {f"hf_{t}": v for t, v in zip(at, s["hf_fraction"])}
