@@ -127,3 +127,20 @@ def test_demo_runs_and_writes_its_comparison(tmp_path: Path, cli) -> None:
     assert code == 0, err
     assert (tmp_path / "demo" / "comparison.png").is_file() and "PSNR" in out
     assert not list(tmp_path.glob(".demo-clean.png"))
+
+
+def test_an_ensemble_returns_the_mean_of_its_runs(tmp_path: Path, image_file: Path, cli) -> None:
+    from dipscope.images import read_image
+
+    args = ["--steps", "12", "--levels", "3", "--device", "cpu", "--precision", "fp32", "--seed", "3"]
+    assert cli(["denoise", str(image_file), "--out", str(tmp_path / "one"), *args])[0] == 0
+    code, out, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "two"), "--runs", "2", *args])
+    assert code == 0, err
+    two = tmp_path / "two"
+    # run 0 of the ensemble is the single run of the same seed; the result is the runs' mean
+    assert (two / "denoised-run-0.png").read_bytes() == (tmp_path / "one" / "denoised.png").read_bytes()
+    runs = [read_image(two / f"denoised-run-{k}.png") for k in range(2)]
+    assert not torch.equal(runs[0], runs[1])
+    assert torch.allclose(read_image(two / "denoised.png"), (runs[0] + runs[1]) / 2, atol=1 / 255 + 1e-6)
+    record = json.loads((two / "run.json").read_text())
+    assert record["stopping"]["seeds"] == [3, 4] and len(record["ensemble"]) == 2 and "run 1 (seed 4)" in out

@@ -15,7 +15,7 @@ import torch
 
 from .datasets import sha256_file
 from .errors import DipscopeError
-from .fit import Callback, FitConfig, FitResult, check_inputs, fit
+from .fit import Callback, FitConfig, FitResult, check_inputs, fit_runs
 from .images import read_image, write_image
 from .models import ModelSpec, spec_to_dict
 from .physics import GaussianNoise
@@ -49,6 +49,7 @@ class DenoiseRequest:
     stop: str = "auto"  # early-stopping rule (dipscope.stopping): auto, none or a rule name
     stop_sigma: float | None = None  # noise level the rule assumes (0–255); None: estimated from the input
     stop_ema: bool | None = None  # return the EMA at the rule's step (None: the default of dipscope.stopping)
+    runs: int = 1  # fit this many seeds (seed, seed + 1, …) and return the mean of their results
 
     def validate(self) -> None:
         """Refuse every impossible setting (one :class:`DipscopeError`), before any file is touched."""
@@ -65,6 +66,7 @@ class DenoiseRequest:
         _finite("--stop-sigma", self.stop_sigma, low=0.0, strict=True)
         _finite("--lr", self.lr, low=0.0, strict=True)
         for name, value, low in (("--steps", self.steps, 0), ("--levels", self.levels, 1), ("--seed", self.seed, 0),
+                                 ("--runs", self.runs, 1),
                                  ("--noise-seed", self.noise_seed, 0), ("--width", self.linear_width, 1)):
             if value is not None and value < low:
                 raise DipscopeError(f"{name} must be ≥ {low}, not {value}")
@@ -103,23 +105,26 @@ class DenoiseRun:
     """What :func:`denoise` made: the run directory, the fit's result and the ``stopping`` record.
 
     ``kept`` is the finished run that an interrupted ``--force`` run did not replace (the
-    interrupted run went to ``out`` beside it), else None.
+    interrupted run went to ``out`` beside it), else None. ``result`` is the first run's.
     """
 
     out: Path
     result: FitResult
     stopping: dict[str, Any]
     kept: Path | None = None
+    results: list[FitResult] = field(default_factory=list)  # every run's, for an ensemble
 
 
 def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> DenoiseRun:
-    """Run one denoising fit and write its run directory.
+    """Run one denoising fit (or an ensemble of ``request.runs`` fits) and write its run directory.
 
     The directory holds ``denoised.png`` (the result: the image the early-stopping rule
-    chose, or with ``stop="none"`` the last step's), ``noisy.png``, ``final.png`` (the output at
-    the last step fitted), ``ema.png``, ``best.png`` (when a clean image is known),
-    ``metrics.csv``, ``losses.csv``, ``curves.png`` and ``run.json`` (its ``stopping`` section
-    records the rule, the chosen step and why). ``request.steps`` is the maximum when a rule is on.
+    chose, or with ``stop="none"`` the last step's; for an ensemble the mean of the runs'
+    choices, each also kept as ``denoised-run-K.png``), ``noisy.png``, ``final.png`` (the
+    output at the last step fitted), ``ema.png``, ``best.png`` (when a clean image is known),
+    ``metrics.csv``, ``losses.csv``, ``curves.png`` (these of the first run) and ``run.json``
+    (its ``stopping`` section records the rule, the chosen step and why, per run for an
+    ensemble). ``request.steps`` is the maximum when a rule is on.
 
     Every setting, the input files and the output directory are checked before the first step.
     A fit interrupted (Ctrl-C, SIGTERM) is still written, with status ``interrupted`` — into
@@ -130,48 +135,37 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
     writer = RunWriter(request.out, force=request.force)  # refuses an existing run before any work
     spec, config = resolve(request)
     image = read_image(request.image)
-    if request.noisy:
-        target, clean = image, (read_image(request.clean) if request.clean else None)
-        if clean is not None and clean.shape != target.shape:
-            raise DipscopeError(
-                f"the clean image {request.clean} is {tuple(clean.shape)} but the noisy one is {tuple(target.shape)}"
-            )
-        degradation: dict[str, Any] = {"kind": "given", "clean": str(request.clean) if request.clean else None}
-    else:
-        sigma = 25.0 if request.sigma is None else request.sigma
-        noise_seed = request.seed if request.noise_seed is None else request.noise_seed
-        clean = image
-        target = GaussianNoise(sigma / 255.0, noise_seed)(image, clip=True)  # the one 0–255 → [0, 1] conversion
-        degradation = {"kind": "gaussian", "sigma": sigma, "seed": noise_seed, "clip": True}
+    target, clean, degradation = _measurement(request, image)
     check_inputs(spec, target, config, clean)
 
     from .stopping import DEFAULT_RETURN_EMA, EarlyStopping, make_rule
 
     return_ema = DEFAULT_RETURN_EMA if request.stop_ema is None else request.stop_ema
-    stopper = None
+    seeds = [config.seed + k for k in range(request.runs)]
+    stoppers: list[EarlyStopping | None] = [None] * len(seeds)
     if request.stop != "none":
         stop_sigma = None if request.stop_sigma is None else request.stop_sigma / 255.0
-        stopper = EarlyStopping(make_rule(request.stop), target, sigma=stop_sigma, return_ema=return_ema)
-        callbacks = [stopper, *callbacks]
-    result = fit(spec, target, config, clean=clean, callbacks=callbacks)
-    if stopper is not None and stopper.choice is not None:
-        denoised = stopper.choice.image
-        stopping: dict[str, Any] = {"requested": request.stop, **stopper.choice.summary()}
-    else:
-        use_ema = return_ema and result.ema is not None
-        denoised = result.ema if use_ema else result.final
-        stopping = {"requested": "none", "rule": None, "step": result.steps_done,
-                    "source": "ema" if use_ema else "output", "stopped_early": False,
-                    "reason": "no early stopping: the " + ("EMA" if use_ema else "output") + " at the last step"}
-    stopping["max_steps"] = config.steps
-    stopping["interrupted"] = result.interrupted
-    stopping["denoised_psnr"] = _psnr_or_none(denoised, clean)
+        stoppers = [EarlyStopping(make_rule(request.stop), target, sigma=stop_sigma, return_ema=return_ema)
+                    for _ in seeds]
+    results = fit_runs(spec, target, config, seeds=seeds, clean=clean,
+                       callbacks=[[s, *callbacks] if s is not None else list(callbacks) for s in stoppers])
+    chosen = [_choice(stopper, result, return_ema, request.stop) for stopper, result in zip(stoppers, results)]
+    for image_k, stop_k in chosen:
+        stop_k["max_steps"] = config.steps
+        stop_k["denoised_psnr"] = _psnr_or_none(image_k, clean)
+    result = results[0]
+    interrupted = any(r.interrupted for r in results)
+    denoised, stopping = chosen[0] if len(chosen) == 1 else _ensemble(chosen, seeds, clean)
+    stopping["interrupted"] = interrupted
 
     kept = None
-    if result.interrupted and writer.holds_something():
+    if interrupted and writer.holds_something():
         kept, writer = writer.out, writer.beside("interrupted")
     with writer as tmp:
         write_image(tmp / "denoised.png", denoised)
+        if len(chosen) > 1:
+            for k, (image_k, _) in enumerate(chosen):
+                write_image(tmp / f"denoised-run-{k}.png", image_k)
         write_image(tmp / "noisy.png", target)
         write_image(tmp / "final.png", result.final)
         if result.ema is not None:
@@ -183,7 +177,7 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
         fit_curves(result.losses, result.history, tmp / "curves.png",
                    f"{request.image.name}: {spec.family}, preset {request.preset}")
         record = run_record(
-            status="interrupted" if result.interrupted else "complete",
+            status="interrupted" if interrupted else "complete",
             task="denoise",
             image={"path": str(request.image), "sha256": sha256_file(request.image), "shape": list(image.shape)},
             degradation=degradation,
@@ -195,10 +189,50 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
             device=result.device,
             result=result.summary(),
             stopping=stopping,
+            **({"ensemble": [r.summary() for r in results]} if len(results) > 1 else {}),
         )
         write_json(tmp / "run.json", record)
         out = writer.commit()
-    return DenoiseRun(out, result, stopping, kept)
+    return DenoiseRun(out, result, stopping, kept, results)
+
+
+def _measurement(request: DenoiseRequest, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+    """The fitted target, the clean reference (if known) and the record of how the target was made."""
+    if request.noisy:
+        clean = read_image(request.clean) if request.clean else None
+        if clean is not None and clean.shape != image.shape:
+            raise DipscopeError(
+                f"the clean image {request.clean} is {tuple(clean.shape)} but the noisy one is {tuple(image.shape)}"
+            )
+        return image, clean, {"kind": "given", "clean": str(request.clean) if request.clean else None}
+    sigma = 25.0 if request.sigma is None else request.sigma
+    noise_seed = request.seed if request.noise_seed is None else request.noise_seed
+    target = GaussianNoise(sigma / 255.0, noise_seed)(image, clip=True)  # the one 0–255 → [0, 1] conversion
+    return target, image, {"kind": "gaussian", "sigma": sigma, "seed": noise_seed, "clip": True}
+
+
+def _choice(stopper: Any, result: FitResult, return_ema: bool, requested: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One run's result image and its ``stopping`` record: the rule's choice, or without a rule
+    the EMA (or output) at the last step."""
+    if stopper is not None and stopper.choice is not None:
+        return stopper.choice.image, {"requested": requested, **stopper.choice.summary()}
+    use_ema = return_ema and result.ema is not None
+    return (result.ema if use_ema else result.final), {
+        "requested": "none", "rule": None, "step": result.steps_done, "source": "ema" if use_ema else "output",
+        "stopped_early": False, "reason": "no early stopping: the " + ("EMA" if use_ema else "output") + " at the last step"}
+
+
+def _ensemble(chosen: list[tuple[torch.Tensor, dict[str, Any]]], seeds: list[int],
+              clean: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The mean of the runs' chosen images (the DIP paper's averaging over restarts) and its record."""
+    mean = torch.stack([image for image, _ in chosen]).mean(dim=0)
+    first = chosen[0][1]
+    return mean, {"requested": first["requested"], "rule": first["rule"], "source": f"mean of {len(chosen)} runs",
+                  "step": max(s["step"] for _, s in chosen), "max_steps": first["max_steps"],
+                  "stopped_early": all(s["stopped_early"] for _, s in chosen),
+                  "sigma_255": first.get("sigma_255"), "sigma_given": first.get("sigma_given"),
+                  "seeds": seeds[:len(chosen)], "denoised_psnr": _psnr_or_none(mean, clean),
+                  "reason": f"the mean of the {len(chosen)} runs' chosen images", "runs": [s for _, s in chosen]}
 
 
 def _psnr_or_none(target: torch.Tensor, clean: torch.Tensor | None) -> float | None:

@@ -52,6 +52,8 @@ def denoise(
     fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
     reference: bool = typer.Option(False, "--reference", help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
     seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
+    runs: int = typer.Option(1, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped "
+                                     "outputs (the DIP paper's averaging; R times the time)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
@@ -69,7 +71,7 @@ def denoise(
         model=model.value, steps=steps, lr=lr, levels=levels, linear_width=width, device=device,
         precision=None if precision.value == "auto" else precision.value,
         channels_last=_layout(layout), seed=seed, force=force,
-        overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma,
+        overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma, runs=runs,
     )
     request.validate()
     _finish(run_denoise(request, callbacks=[ProgressBar(f"{model.value} {image.name}")]))
@@ -159,3 +161,6 @@ def _report_stop(s: dict) -> None:
     if s.get("denoised_psnr") is not None:
         line += f"; PSNR {s['denoised_psnr']:.2f} dB"
     print(line)
+    for k, run in enumerate(s.get("runs", [])):
+        psnr = f"; PSNR {run['denoised_psnr']:.2f} dB" if run.get("denoised_psnr") is not None else ""
+        print(f"  run {k} (seed {s['seeds'][k]}): {run['source']} at step {run['step']}{psnr}")
