@@ -144,3 +144,18 @@ def test_an_ensemble_returns_the_mean_of_its_runs(tmp_path: Path, image_file: Pa
     assert torch.allclose(read_image(two / "denoised.png"), (runs[0] + runs[1]) / 2, atol=1 / 255 + 1e-6)
     record = json.loads((two / "run.json").read_text())
     assert record["stopping"]["seeds"] == [3, 4] and len(record["ensemble"]) == 2 and "run 1 (seed 4)" in out
+
+
+def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
+    from dipscope.time_to_result import TimeToResult, run
+
+    with pytest.raises(Exception, match="50 measured steps"):
+        run(TimeToResult(measure_steps=20))
+    cfg = TimeToResult(images=("camera",), sigmas=(25.0,), crop=64, reference_steps=60, measure_steps=50,
+                       max_steps=10, levels=3, device="cpu")
+    rows, text = run(cfg)
+    (row,) = rows
+    assert row["reference_steps_run"] == 50 and row["reference_time_extrapolated"]
+    assert row["reference_seconds"] > 0 and row["ours_seconds"] > 0 and row["ours_step"] <= 10
+    assert row["time_ratio"] == pytest.approx(row["reference_seconds"] / row["ours_seconds"])
+    assert "extrapolated from 50 measured steps" in text and "Machine:" in text
