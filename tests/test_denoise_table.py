@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from dataclasses import replace
 import os
 import shutil
 from pathlib import Path
@@ -236,3 +238,32 @@ def test_paper_profile_has_no_divergence_recovery_as_the_study_scripts() -> None
     for model in ("dip", "linear-128", "relunet"):
         assert not model_choice(model, "paper")[1].recover_divergence
         assert model_choice(model, "cpu")[1].recover_divergence  # the committed cpu results were made with it
+
+
+def test_the_oracle_lowpass_filter_finds_the_right_width() -> None:
+    """On a smooth image the best Gaussian low-pass is wide and well above the noisy input; on
+    pure fine texture it is the identity (width 0)."""
+    from dipscope.baselines import best_gaussian_lowpass, gaussian_lowpass
+    from dipscope.metrics import psnr
+    from dipscope.physics import GaussianNoise
+
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    smooth = (0.3 + 0.4 * x * y)[None]
+    noisy = GaussianNoise(25 / 255, 0)(smooth)
+    value, width = best_gaussian_lowpass(noisy, smooth)
+    assert width > 2 and value > psnr(noisy, smooth) + 8
+    assert value == pytest.approx(psnr(gaussian_lowpass(noisy, width), smooth))
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float()[None]
+    assert best_gaussian_lowpass(checker * 0.98 + 0.01, checker)[1] == 0.0
+
+
+def test_table_reports_the_lowpass_baseline(tmp_path: Path, textured_rgb: torch.Tensor, capsys) -> None:
+    image = tmp_path / "crop.png"
+    write_image(image, textured_rgb)
+    cfg = dt.TableConfig(images=[str(image)], models=["dip"], runs=1, factor=1, profile="smoke", device="cpu")
+    text = dt.run(cfg, tmp_path / "out")
+    assert "best Gaussian low-pass (oracle width)" in text and "(s = " in text
+    rows = list(csv.DictReader(open(tmp_path / "out" / "table.csv")))
+    assert {r["model"] for r in rows} >= {"dip", "lowpass"}
+    text = dt.run(replace(cfg, baselines=False), tmp_path / "out", report_only=True)
+    assert "low-pass" not in text

@@ -148,6 +148,8 @@ def experiment_denoise_table(
     steps: list[str] = typer.Option([], help="Override a model's steps: MODEL=N (repeat)."),
     noise_seed: int = typer.Option(0, help="Seed of the noise."),
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: rebuild the table from finished runs."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Add the best Gaussian low-pass filter "
+                                   "(oracle width) and, with the bm3d package installed, CBM3D."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
     precision: Precision = typer.Option(Precision("auto"), help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64."),
@@ -160,7 +162,7 @@ def experiment_denoise_table(
     cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=runs,
                       factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
                       profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
-                      data_dir=data_dir, device=device, precision=precision.value)
+                      data_dir=data_dir, device=device, precision=precision.value, baselines=baselines)
     print(run(cfg, out, force=force, report_only=report_only, executor=executor))
 
 

@@ -75,6 +75,7 @@ class TableConfig:
     data_dir: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    baselines: bool = True  # add the best Gaussian low-pass (oracle width) and, if installed, CBM3D
 
     def validate(self) -> None:
         if self.runs < 1:
@@ -157,6 +158,7 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
     pairs = prepare(cfg)
     tasks = tasks_of(cfg, pairs)
     plan = None if report_only else plan_tasks(tasks, out, force, executor)  # refuses before anything is written
+    base = baseline_scores(cfg, pairs) if cfg.baselines else {}
     inputs = out / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     for name, (clean, noisy) in pairs.items():
@@ -165,11 +167,11 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
     if not report_only:
         try:
             run_tasks(tasks, out, force=force, executor=executor, plan=plan,
-                      on_done=lambda key, summary: write_report(cfg, out, tasks))
+                      on_done=lambda key, summary: write_report(cfg, out, tasks, base))
         except TasksFailed:
-            write_report(cfg, out, tasks)
+            write_report(cfg, out, tasks, base)
             raise
-    return write_report(cfg, out, tasks)
+    return write_report(cfg, out, tasks, base)
 
 
 def finished(out: Path, tasks: Sequence[Task]) -> list[dict[str, Any]]:
@@ -189,8 +191,27 @@ def cell_text(mean: float | None, std: float | None) -> str:
     return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
 
 
-def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
-    """Write ``table.md``, ``table.csv`` and the figures from the finished runs; return the Markdown."""
+def baseline_scores(cfg: TableConfig, pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, dict[str, float]]:
+    """Per image: the best Gaussian low-pass filter's PSNR and width (oracle), and CBM3D's PSNR
+    when the ``bm3d`` package is installed (:mod:`dipscope.baselines`)."""
+    from ..baselines import best_gaussian_lowpass, bm3d_available, bm3d_denoise
+
+    scores = {}
+    for name, (clean, noisy) in pairs.items():
+        value, width = best_gaussian_lowpass(noisy, clean, border=cfg.crop)
+        scores[name] = {"lowpass": value, "lowpass_width": width}
+        if bm3d_available():
+            scores[name]["bm3d"] = psnr(bm3d_denoise(noisy, cfg.sigma / 255.0), clean, border=cfg.crop)
+    return scores
+
+
+def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
+                 baselines: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Write ``table.md``, ``table.csv`` and the figures from the finished runs; return the Markdown.
+
+    ``baselines`` (:func:`baseline_scores`) add a column per classical method."""
+    baselines = baselines or {}
+    methods = [m for m in ("lowpass", "bm3d") if any(m in b for b in baselines.values())]
     rows = finished(out, tasks)
     images = list(dict.fromkeys(t.config["image"] for t in tasks))
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -200,6 +221,7 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
     header = ["image"]
     for m in cfg.models:
         header += [f"{m}"] + ([f"{m} published", "Δ"] if comparable else [])
+    header += [{"lowpass": "best Gaussian low-pass (oracle width)", "bm3d": "CBM3D"}[m] for m in methods]
     table_rows, csv_rows = [], []
     col_ours: dict[str, list[float]] = {m: [] for m in cfg.models}
     col_pub: dict[str, list[float]] = {m: [] for m in cfg.models}
@@ -224,6 +246,11 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
                              "final_psnr_mean": cell([s["final_psnr"] for s in runs])[0] if runs else None,
                              "noisy_psnr": runs[0]["noisy_psnr"] if runs else None,
                              "seconds_per_run": float(np.mean([s["seconds"] for s in runs])) if runs else None})
+        for m in methods:
+            b = baselines.get(image, {})
+            line.append(f"{b[m]:.2f}" + (f" (s = {b['lowpass_width']:.2f})" if m == "lowpass" else "") if m in b else "–")
+            csv_rows.append({"image": image, "model": m, "runs": 1 if m in b else 0, "best_psnr_mean": b.get(m),
+                             "lowpass_width": b.get("lowpass_width") if m == "lowpass" else None})
         table_rows.append(line)
     means = ["**mean**"]
     for m in cfg.models:
@@ -233,6 +260,9 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task]) -> str:
             pub = float(np.mean(col_pub[m])) if col_pub[m] else None
             means += [f"{pub:.2f}" if pub is not None else "–",
                       f"{ours - pub:+.2f}" if (ours is not None and pub is not None and len(col_pub[m]) == len(col_ours[m])) else "–"]
+    for m in methods:
+        values = [b[m] for b in baselines.values() if m in b]
+        means.append(f"**{np.mean(values):.2f}**" if values else "–")
     table_rows.append(means)
     write_csv(out / "table.csv", csv_rows)
     settings = _settings_text(cfg, tasks)
