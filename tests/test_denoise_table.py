@@ -88,8 +88,12 @@ def test_quantize8_rounds_exact_ties_whatever_the_float_noise() -> None:
 
 
 def test_study_pair_is_the_same_at_any_thread_count() -> None:
-    """The clean reference must not depend on torch's thread count (it once did, at ties)."""
-    image = torch.randint(0, 256, (3, 512, 512)).float() / 255.0
+    """The clean reference must not depend on torch's thread count (it once did, at ties).
+
+    The noisy image can differ in a rare pixel: noise is added to the float resize, whose last
+    bits depend on the thread count, so an 8-bit rounding of noisy = small + n very close to a
+    half step can flip (measured: 1 pixel of 786 432 for 2 of 6 random images, by 1/255)."""
+    image = torch.randint(0, 256, (3, 512, 512), generator=torch.Generator().manual_seed(0)).float() / 255.0
     threads = torch.get_num_threads()
     try:
         pairs = []
@@ -98,7 +102,9 @@ def test_study_pair_is_the_same_at_any_thread_count() -> None:
             pairs.append(denoising_pair(image, 4, 25 / 255, resize="study", seed=0))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(pairs[0][0], pairs[1][0]) and torch.equal(pairs[0][1], pairs[1][1])
+    assert torch.equal(pairs[0][0], pairs[1][0])
+    differ = pairs[0][1] != pairs[1][1]
+    assert differ.sum() <= 3 and (pairs[0][1] - pairs[1][1]).abs().max() <= 1 / 255 + 1e-7
 
 
 def test_random_streams_of_a_run_are_distinct() -> None:

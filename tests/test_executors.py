@@ -22,7 +22,7 @@ from dipscope.errors import DipscopeError
 from dipscope.experiments import denoise_table as dt
 from dipscope.images import write_image
 from dipscope.runs import Task, run_tasks
-from dipscope.runs.executors import ExecutorOptions, TasksFailed
+from dipscope.runs import ExecutorOptions, TasksFailed
 
 MODELS = "dip,linear-128,relunet"
 

@@ -105,7 +105,7 @@ class SpectralObserver(Callback):
     def __init__(self, references: Mapping[str, torch.Tensor], edges: spectral.EdgesLike = None,
                  tau: float = 0.1, every: int = 1, with_ema: bool = False) -> None:
         self.references = {k: v.detach() for k, v in references.items()}
-        self.edges = spectral._resolve_edges(edges)
+        self.edges = spectral.resolve_edges(edges)
         self.tau = tau
         self.every = every
         self.with_ema = with_ema

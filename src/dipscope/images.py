@@ -9,6 +9,11 @@ range, :math:`x = q / (2^b - 1)` for a ``b``-bit sample ``q``, and written back 
 round trip bit for bit.
 
 NumPy arrays follow the channel-last convention instead: ``(H, W, C)`` or ``(H, W)``.
+
+Why one module of ~450 lines: it is the one place that knows image files — PNG (8 and 16 bit,
+which Pillow cannot decode in colour), JPEG with EXIF orientation, TIFF series, decompression
+bombs, alpha channels — and every reader turns a file's failure into one clear error line. Split
+by format, the shared conversions and error wording would be repeated in each part.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from ..metrics import psnr
 from ..physics import RESIZES, denoising_pair
 from ..plots import bars, curves
 from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
-from ..runs.executors import ExecutorOptions, TasksFailed
+from ..runs import ExecutorOptions, TasksFailed
 from ..runs.rundir import write_csv
 from .common import describe, load_inputs, markdown_table, model_choice
 

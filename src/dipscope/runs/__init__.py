@@ -3,12 +3,14 @@
 * :mod:`~dipscope.runs.rundir` — self-describing run directories, written atomically;
 * :mod:`~dipscope.runs.task` — :class:`Task`, one unit of an experiment;
 * :mod:`~dipscope.runs.executors` — who runs the tasks (here, or on a Ray cluster);
+* :mod:`~dipscope.runs.schedule` — the loop that feeds an executor, retries, reports, cancels;
 * :mod:`~dipscope.runs.sweep` — :func:`run_tasks`: check, skip the finished, run the rest.
 
 Nothing here imports from :mod:`dipscope.experiments` or the command line.
 """
 
-from .executors import ExecutorOptions, TasksFailed
+from .executors import ExecutorOptions
+from .schedule import TasksFailed
 from .rundir import RunWriter, read_record, run_record, write_csv, write_json
 from .sweep import Plan, finished_summary, plan_tasks, run_tasks
 from .task import Task, require_complete

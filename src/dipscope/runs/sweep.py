@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import DipscopeError
-from .executors import Counter, ExecutorOptions, schedule
+from .executors import ExecutorOptions
+from .schedule import Counter, schedule
 from .rundir import RUN_FILE, _jsonable, discard_stale_partials, read_record, set_aside
 from .task import Task
 

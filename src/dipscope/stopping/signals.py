@@ -178,7 +178,7 @@ class Probe:
 
     def _res_band(self, r: torch.Tensor) -> np.ndarray:
         if self._stack is None or self._stack.device != r.device:
-            self._stack = spectral._band_stack(r.shape[-2], r.shape[-1], torch.as_tensor(self.context.edges), r.device)
+            self._stack = spectral.band_stack(r.shape[-2], r.shape[-1], torch.as_tensor(self.context.edges), r.device)
         p = torch.fft.fft2(r.double(), norm="ortho").abs().square().sum(0)
         energy = torch.einsum("hw,khw->k", p, self._stack).cpu().numpy()
         return energy / (r.shape[0] * self.context.band_count)
