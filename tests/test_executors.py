@@ -201,7 +201,8 @@ def test_ray_table_equals_local_and_resumes(tmp_path: Path, textured_rgb: torch.
             _same_run(tmp_path / "local" / key, tmp_path / other / key)
         record = json.loads((tmp_path / "driver" / key / "run.json").read_text())
         assert record["executor"] | {"host": "", "pid": 0} == {"name": "ray", "storage": "driver", "cpus_per_task": 1.0,
-                                                               "gpus_per_task": 0.0, "threads": 1, "host": "", "pid": 0}
+                                                               "gpus_per_task": 0.0, "threads": 1, "host": "", "pid": 0,
+                                                               "device": "cpu"}
         assert record["executor"]["pid"] != os.getpid()  # it really ran in a Ray worker
     assert _table(tmp_path / "local") == _table(tmp_path / "shared") == _table(tmp_path / "driver")
     _no_partials(tmp_path)

@@ -236,11 +236,14 @@ def test_stale_partials_are_removed_on_resume_but_live_ones_kept(tmp_path: Path)
     (live / LOCK_FILE).write_text("")
     fd = os.open(live / LOCK_FILE, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a writer still at work
-    os.utime(old, (time.time() - 3600,) * 2)  # no lock file, an hour old (an older dipscope)
+    for d in (stale, live, old):  # all an hour old; old has no lock file (an older dipscope)
+        os.utime(d, (time.time() - 3600,) * 2)
+    young = out / ".run-0.partial-young"
+    young.mkdir()  # just made: its writer may not have locked it yet
     try:
         said: list[str] = []
         run_tasks([Task("run-0", _value, {})], out, progress=said.append)
-        assert not stale.exists() and not old.exists() and live.exists()
+        assert not stale.exists() and not old.exists() and live.exists() and young.exists()
         assert sum("half-written" in m for m in said) == 2
     finally:
         os.close(fd)
@@ -250,6 +253,7 @@ def test_a_run_writer_removes_stale_partials_of_its_directory(tmp_path: Path) ->
     stale = tmp_path / ".R.partial-x"
     stale.mkdir()
     (stale / LOCK_FILE).write_text("")
+    os.utime(stale, (time.time() - 60,) * 2)
     writer = RunWriter(tmp_path / "R")
     assert not stale.exists() and writer.discarded == [stale]
 
@@ -298,3 +302,93 @@ def test_help_gives_the_presets_defaults_and_no_value_placeholders(cli) -> None:
     assert "ulyanov2018 3000" in text and "chakrabarty2019 1000" in text  # --steps
     assert "ulyanov2018 0.01" in text and "chakrabarty2019 0.001" in text  # --lr
     assert "<bool>" not in text and "{" not in text.split("Denoise")[0] and "denoise [OPTIONS] IMAGE" in text
+
+
+def test_an_interrupted_sweep_exits_130_not_0(tmp_path: Path, image_file: Path, cli, monkeypatch) -> None:
+    """typer turns a KeyboardInterrupt escaping a command into a return value; main must still exit 130."""
+    from dipscope.experiments import denoise_table
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(denoise_table, "run", interrupted)
+    code, _, err = cli(["experiment", "denoise-table", str(image_file), "--out", str(tmp_path / "X"),
+                        "--profile", "smoke"])
+    assert code == 130 and "aborted by SIGINT" in err
+
+
+def test_a_signal_while_saving_keeps_the_run_and_exits_with_its_code(tmp_path: Path, image_file: Path, cli,
+                                                                     monkeypatch) -> None:
+    """A stop signal after the fit (here: while the PNGs are written) must not lose the run."""
+    from dipscope import interrupts, restore
+
+    real = restore.write_image
+    sent = []
+
+    def write_and_signal(path, image):
+        if not sent:
+            sent.append(path)
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by interrupts: deferred while saving
+        return real(path, image)
+
+    monkeypatch.setattr(restore, "write_image", write_and_signal)
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "R"), "--steps", "3", *SMALL])
+    assert code == 143 and "while saving" in err
+    assert json.loads((tmp_path / "R" / "run.json").read_text())["status"] == "complete"
+    assert interrupts.received() is not None
+
+
+def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(tmp_path: Path,
+                                                                               image_file: Path) -> None:
+    from dipscope.fit import Callback
+    from dipscope.restore import DenoiseRequest, denoise
+
+    class CtrlCInRun1(Callback):
+        def observe(self, state) -> None:
+            if state.seed == 1 and state.step == 10:
+                raise KeyboardInterrupt
+
+    run = denoise(DenoiseRequest(image=image_file, out=tmp_path / "E", steps=30, levels=3, device="cpu", runs=3),
+                  callbacks=[CtrlCInRun1()])
+    assert run.stopping["interrupted"] and run.stopping["runs_averaged"] == 1 and len(run.results) == 2
+    assert (tmp_path / "E" / "denoised.png").read_bytes() == (tmp_path / "E" / "denoised-run-0.png").read_bytes()
+
+
+def test_without_force_a_run_finished_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    first, second = RunWriter(out), RunWriter(out)  # both checked while R was still absent
+    with first as tmp:
+        (tmp / "run.json").write_text("{}")
+        first.commit()
+    with pytest.raises(DipscopeError, match="another process") as e:
+        with second as tmp:
+            (tmp / "mine.txt").write_text("x")
+            second.commit()
+    assert (out / "run.json").is_file() and not (out / "mine.txt").exists()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("R.conflict-")]
+    assert len(kept) == 1 and (kept[0] / "mine.txt").is_file() and kept[0].name in str(e.value)
+
+
+def test_a_delayed_rule_that_fired_returns_the_ema_when_cut_short(textured_rgb: torch.Tensor) -> None:
+    """Past the noise level (the rule's signal came) the raw output holds noise: the EMA is returned."""
+    from dipscope.fit import FitConfig, fit
+    from dipscope.models import SkipSpec
+    from dipscope.stopping import EarlyStopping, Rule
+
+    class FiresAt10(Rule):
+        name = "fires-at-10"
+
+        def reset(self, context) -> None:
+            super().reset(context)
+            self.fired_at = None
+
+        def update(self, obs) -> bool:
+            self.candidate = self.last_step = obs.step
+            if obs.step >= 10 and self.fired_at is None:
+                self.fired_at = obs.step
+            return False  # it would stop at 10 + 1000
+
+    stopper = EarlyStopping(FiresAt10(), textured_rgb, sigma=25 / 255)
+    spec = SkipSpec(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(2,) * 3)
+    fit(spec, textured_rgb, FitConfig(steps=30, device="cpu", precision="fp32"), callbacks=[stopper])
+    assert stopper.choice.step == 30 and stopper.choice.source == "ema" and "signal came at step 10" in stopper.choice.reason

@@ -4,8 +4,8 @@ to stop a job) both end a fit cleanly.
 :func:`install` makes both signals raise :class:`KeyboardInterrupt` in the main thread, which
 the fit loop turns into an interrupted result (its outputs so far are saved) and the
 experiment runner into a cancelled sweep (finished runs are kept). Only the first signal
-raises: later ones while the outputs are being saved are recorded and ignored, so that saving
-— and the rename that replaces nothing the user already has — is not cut short.
+raises, and none raises inside :func:`deferred` (while a finished fit is being saved): they are
+recorded, and the command exits with their code once the results are safe.
 :func:`exit_code` is the shell's convention for the signal that stopped the process,
 ``128 + signum``: 130 for SIGINT, 143 for SIGTERM.
 """
@@ -14,15 +14,31 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
+_deferring: list[bool] = [False]
 
 
 def _handler(signum: int, frame: object) -> None:
     _received.append(signum)
-    if len(_received) == 1:
+    if len(_received) == 1 and not _deferring[0]:
         raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Record stop signals without raising while results are saved (a finished fit is not
+    thrown away, and a run directory is not left half-renamed); the caller reads
+    :func:`received` afterwards and exits with :func:`exit_code`."""
+    before = _deferring[0]
+    _deferring[0] = True
+    try:
+        yield
+    finally:
+        _deferring[0] = before
 
 
 def install() -> dict[int, object]:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from .datasets import sha256_file
+from . import interrupts
 from .errors import DipscopeError
 from .fit import Callback, FitConfig, FitResult, check_inputs, fit_runs
 from .images import read_image, write_image
@@ -149,15 +150,28 @@ def denoise(request: DenoiseRequest, callbacks: Sequence[Callback] = ()) -> Deno
                     for _ in seeds]
     results = fit_runs(spec, target, config, seeds=seeds, clean=clean,
                        callbacks=[[s, *callbacks] if s is not None else list(callbacks) for s in stoppers])
-    chosen = [_choice(stopper, result, return_ema, request.stop) for stopper, result in zip(stoppers, results)]
-    for image_k, stop_k in chosen:
-        stop_k["max_steps"] = config.steps
-        stop_k["denoised_psnr"] = _psnr_or_none(image_k, clean)
-    result = results[0]
-    interrupted = any(r.interrupted for r in results)
-    denoised, stopping = chosen[0] if len(chosen) == 1 else _ensemble(chosen, seeds, clean)
-    stopping["interrupted"] = interrupted
+    with interrupts.deferred():  # from here on a signal must not throw away the finished fit
+        chosen = [_choice(stopper, result, return_ema, request.stop) for stopper, result in zip(stoppers, results)]
+        for image_k, stop_k in chosen:
+            stop_k["max_steps"] = config.steps
+            stop_k["denoised_psnr"] = _psnr_or_none(image_k, clean)
+        interrupted = any(r.interrupted for r in results) or len(results) < len(seeds)
+        complete = [c for c, r in zip(chosen, results) if not r.interrupted] or chosen[:1]
+        denoised, stopping = complete[0] if len(complete) == 1 else _ensemble(complete, seeds, clean)
+        stopping["interrupted"] = interrupted
+        if len(seeds) > 1:
+            stopping["runs_requested"] = len(seeds)
+            stopping["runs_averaged"] = len(complete)
+        return _write(writer, request, spec, config, image, target, clean, degradation, results, chosen,
+                      denoised, stopping, interrupted)
 
+
+def _write(writer: RunWriter, request: DenoiseRequest, spec: ModelSpec, config: FitConfig, image: torch.Tensor,
+           target: torch.Tensor, clean: torch.Tensor | None, degradation: dict[str, Any], results: list[FitResult],
+           chosen: list[tuple[torch.Tensor, dict[str, Any]]], denoised: torch.Tensor, stopping: dict[str, Any],
+           interrupted: bool) -> DenoiseRun:
+    """Write the run directory (beside a finished run when ``interrupted``) and return what was made."""
+    result = results[0]
     kept = None
     if interrupted and writer.holds_something():
         kept, writer = writer.out, writer.beside("interrupted")

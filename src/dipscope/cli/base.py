@@ -171,7 +171,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     """
     previous = interrupts.install()
     try:
-        app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
+        # typer catches a KeyboardInterrupt that escapes a command and returns 130 instead of raising
+        if isinstance(status, int) and status != 0:
+            if interrupts.received() is not None or status == 130:
+                print(f"aborted by {interrupts.name()}", file=sys.stderr)
+                sys.exit(interrupts.exit_code())
+            sys.exit(status)
+        if interrupts.received() is not None:  # a signal came while the results were being saved
+            print(f"{interrupts.name()} received while saving: the results above are complete", file=sys.stderr)
+            sys.exit(interrupts.exit_code())
     except DipscopeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -123,9 +123,11 @@ def _finish(run: object) -> None:
     assert isinstance(run, DenoiseRun)
     _report(run.out, run.result)
     _report_stop(run.stopping)
-    if run.result.interrupted:
+    if run.stopping.get("interrupted"):
         where = f"; the finished run in {run.kept} is unchanged" if run.kept else ""
-        print(f"interrupted by {interrupts.name()} at step {run.result.steps_done}: the outputs reached are in "
+        last = run.results[-1] if run.results else run.result
+        which = f" of run {len(run.results) - 1}" if len(run.results) > 1 else ""
+        print(f"interrupted by {interrupts.name()} at step {last.steps_done}{which}: the outputs reached are in "
               f"{run.out}{where}", file=sys.stderr)
         sys.exit(interrupts.exit_code())
 

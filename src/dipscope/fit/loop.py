@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 
+from .. import interrupts
 from .. import metrics as M
 from ..errors import DipscopeError
 from ..images import crop_padding
@@ -299,7 +300,8 @@ class GroupFit:
                 step = self.config.steps
         except KeyboardInterrupt:
             interrupted = True
-        return self.results(step, interrupted, time.perf_counter() - self.start)
+        with interrupts.deferred():  # a signal while the results are gathered must not lose the fit
+            return self.results(step, interrupted, time.perf_counter() - self.start)
 
     def results(self, step: int, interrupted: bool, seconds: float) -> list[FitResult]:
         """Finish every run: a last observation (or metric row) at the end, ``on_end``, results."""

@@ -23,8 +23,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +96,11 @@ class ExecutorOptions:
 # --- one task, wherever it runs --------------------------------------------------------------
 
 def _fill(task: Task, directory: Path, command: list[str], info: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     summary = task.work(directory)
+    # Where the numbers were made: CPU results depend on the thread count, GPU results do not.
+    info = {**info, "device": "cuda" if torch.cuda.is_initialized() else "cpu"}
     write_json(directory / RUN_FILE, run_record(task=task.key, config=task.config, summary=summary,
                                                 command=command, executor=info))
     return summary
@@ -199,11 +205,16 @@ class RayExecutor:
             kwargs = dict(options.init_kwargs)
             if options.ray_address:
                 kwargs["address"] = options.ray_address
+            handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
             try:
                 ray.init(**kwargs)
             except (ConnectionError, ValueError, RuntimeError) as e:
                 where = options.ray_address or "a new local Ray instance"
                 raise DipscopeError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
+            finally:  # ray.init installs its own SIGTERM handler (sys.exit); keep dipscope's (interrupts)
+                if threading.current_thread() is threading.main_thread():
+                    for signum, handler in handlers.items():
+                        signal.signal(signum, handler)
             self.started = True
         self.out = None if options.storage == "driver" else str(out.resolve())
         self.directory = out

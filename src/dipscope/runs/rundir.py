@@ -10,6 +10,7 @@ holds their lock) and removed the next time the same run is written.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import glob
 import json
@@ -48,14 +49,15 @@ def is_dipscope_run(path: str | Path) -> bool:
     return record is not None and isinstance(record.get("versions"), dict) and "dipscope" in record["versions"]
 
 
-def set_aside(path: str | Path, why: str) -> Path:
-    """Rename run directory ``path`` to a sibling ``NAME.WHY-TIME`` that no run uses; return it."""
+def set_aside(path: str | Path, why: str, name: str | None = None) -> Path:
+    """Rename directory ``path`` to a free sibling ``NAME.WHY-TIME`` (``NAME``: ``name``, else
+    ``path``'s own; ``-2``, ``-3``… appended if taken); return the new path."""
     path = Path(path)
-    target = path.with_name(f"{path.name}.{why}-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}")
-    n = 1
+    base = f"{name or path.name}.{why}-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    target, n = path.with_name(base), 1
     while target.exists():
         n += 1
-        target = target.with_name(f"{target.name.rsplit('~', 1)[0]}~{n}")
+        target = path.with_name(f"{base}-{n}")
     os.rename(path, target)
     return target
 
@@ -97,21 +99,28 @@ def discard_stale_partials(out: str | Path) -> list[Path]:
     return removed
 
 
+#: A partial directory younger than this is never touched (its writer may be between creating
+#: the lock file and locking it).
+YOUNG_S = 10.0
+
+
 def _abandoned(tmp: Path) -> bool:
-    lock = tmp / LOCK_FILE
     try:
-        fd = os.open(lock, os.O_RDWR)
+        age = time.time() - tmp.stat().st_mtime
+    except OSError:
+        return False
+    if age < YOUNG_S:
+        return False
+    try:
+        fd = os.open(tmp / LOCK_FILE, os.O_RDWR)
     except FileNotFoundError:
-        try:
-            return time.time() - tmp.stat().st_mtime > UNLOCKED_STALE_S
-        except OSError:
-            return False
+        return age > UNLOCKED_STALE_S
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False  # a live writer holds it
+        return False  # a live writer holds it, or the file system has no locks: leave it
     finally:
         os.close(fd)  # closing releases a lock we took
     return True
@@ -170,7 +179,10 @@ class RunWriter:
         self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         try:
             self._lock_fd = os.open(self.tmp / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (NFS nolock, some Lustre): the directory
+                pass         # then never counts as abandoned (_abandoned cannot lock it either)
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; a run directory is not
@@ -185,15 +197,39 @@ class RunWriter:
             self._lock_fd = None
 
     def commit(self) -> Path:
+        """Rename the finished run into place.
+
+        Without ``force`` the rename itself is the check (POSIX refuses to rename onto a
+        non-empty directory), so a run another process finished meanwhile is never replaced:
+        this one is then kept beside it and :class:`DipscopeError` says where. With ``force``
+        the old run is moved aside first and moved back if the new one cannot take its place.
+        """
         assert self.tmp is not None
         (self.tmp / LOCK_FILE).unlink(missing_ok=True)
         self._unlock()
+        if not self.force:
+            try:
+                os.rename(self.tmp, self.out)
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
+                kept = set_aside(self.tmp, "conflict", name=self.out.name)
+                self.tmp = None
+                raise DipscopeError(f"{self.out} was written by another process meanwhile; this run is kept in "
+                                    f"{kept}") from None
+            self.tmp = None
+            return self.out
         old = None
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
             os.rmdir(old)
             os.rename(self.out, old)
-        os.rename(self.tmp, self.out)
+        try:
+            os.rename(self.tmp, self.out)
+        except BaseException:
+            if old is not None and not self.out.exists():
+                os.rename(old, self.out)  # the finished run goes back where it was
+            raise
         self.tmp = None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

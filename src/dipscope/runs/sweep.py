@@ -25,7 +25,7 @@ def finished_summary(directory: Path, task: Task) -> dict[str, Any] | None:
     """The summary of ``task``'s finished run in ``directory`` if it was made with the task's
     settings, else None (no run, an unreadable one, or other settings)."""
     record = read_record(directory)
-    if record is None or "summary" not in record:
+    if record is None or not isinstance(record.get("summary"), dict):
         return None
     same = record.get("config") == json.loads(json.dumps(task.config, default=_jsonable))
     return record["summary"] if same else None
@@ -61,7 +61,7 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     for task in tasks:
         directory = out / task.key
         record = read_record(directory)
-        if record is None or "summary" not in record:
+        if record is None or not isinstance(record.get("summary"), dict):
             if directory.exists():
                 plan.unfinished.append(directory)
             plan.todo.append(task)
@@ -72,9 +72,11 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
         if finished_summary(directory, task) is None:
             raise DipscopeError(f"{directory} holds a finished run with other settings; "
                                 "pass --force to redo it or choose another --out")
-        made_with = (record.get("executor") or {}).get("threads")
-        device = ((record.get("summary") or {}).get("device") or {}).get("type", "cpu")
-        if made_with is not None and made_with != threads and device == "cpu":
+        executor = record.get("executor") if isinstance(record.get("executor"), dict) else {}
+        made_with = executor.get("threads")
+        device = record["summary"].get("device")
+        where = executor.get("device") or (device.get("type") if isinstance(device, dict) else None) or "cpu"
+        if made_with is not None and made_with != threads and where == "cpu":
             raise DipscopeError(f"{directory} was made with {made_with} torch thread(s) and this run would use "
                                 f"{threads}; CPU results depend on the thread count, so resume with "
                                 f"--threads {made_with} (or pass --force to redo every run)")

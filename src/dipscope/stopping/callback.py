@@ -43,10 +43,12 @@ class EarlyStopping(Callback):
 
     When the fit ends before the rule stops it (its step limit, or an interrupt) and the rule
     follows the latest step (its candidate is the last step it saw, as for every
-    :class:`~dipscope.stopping.rules.Delayed` rule), the choice is the raw output at the fit's
-    last step: the rule has not yet seen the fit reach the point it waits for, so the fit is
+    :class:`~dipscope.stopping.rules.Delayed` rule) without its signal having come, the choice
+    is the raw output at the fit's last step: the fit has not reached the noise level, it is
     still improving, and the EMA — an average over the last ~``1/(1 − α)`` steps — lags behind
-    it (at 300 steps of the demo the EMA was 1.3 dB below the output). A rule that keeps an
+    it (at 300 steps of the demo the EMA was 1.3 dB below the output). If a delayed rule's
+    signal did come (the fit is past the noise level) and only its wait was cut short, the
+    choice is the EMA at the last step, as the rule intends. A rule that keeps an
     earlier candidate (e.g. ``wmv``'s variance minimum) returns that step's image as usual.
     """
 
@@ -88,7 +90,8 @@ class EarlyStopping(Callback):
         if not self._stopped:
             self.rule.finish()
         follows_latest = self.rule.candidate is None or self.rule.candidate == self.rule.last_step
-        cut_short = not self._stopped and follows_latest
+        fired = getattr(self.rule, "fired_at", None) is not None  # a Delayed rule waiting for its EMA
+        cut_short = not self._stopped and follows_latest and not fired
         if self._kept is None or (cut_short and self._kept[0] != state.step):
             ema = state.ema
             self._kept = (state.step, state.output.detach().float().cpu().clone(),
@@ -101,6 +104,9 @@ class EarlyStopping(Callback):
         elif cut_short:
             reason = (f"the fit ended at step {state.step} before the rule stopped it; the raw output there "
                       "(the fit is still improving and the EMA lags behind it)")
+        elif fired:
+            reason = (f"the rule's signal came at step {self.rule.fired_at} and the fit ended at step {state.step}, "
+                      f"before the planned stop; the {source} at the last step")
         else:
             reason = f"the fit ended before the rule stopped it; the {source} at the rule's candidate step"
         self.choice = Choice(rule=self.rule.name, step=step, image=ema if use_ema else out,
