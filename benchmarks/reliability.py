@@ -29,16 +29,20 @@ def run(*args: str) -> tuple[int, str, str]:
     return p.returncode, p.stdout, p.stderr
 
 
-def interrupt(signum: int, *args: str) -> tuple[int, str, str]:
-    """Start a long fit, send ``signum`` one second after it starts, return (status, stdout, stderr)."""
+def interrupt(signum: int, *args: str, wait_for_fit: bool = True) -> tuple[int, str, str]:
+    """Start a long fit, send ``signum`` one second after it starts (or 10 s after the process
+    starts when it prints no ``fitting`` line), return (status, stdout, stderr)."""
     p = subprocess.Popen([*DIPSCOPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     seen = []
     assert p.stderr is not None
-    for line in p.stderr:
-        seen.append(line)
-        if line.startswith("fitting"):
-            break
-    time.sleep(1.0)
+    if wait_for_fit:
+        for line in p.stderr:
+            seen.append(line)
+            if line.startswith("fitting"):
+                break
+        time.sleep(1.0)
+    else:
+        time.sleep(10.0)
     p.send_signal(signum)
     out, err = p.communicate()
     return p.returncode, out, "".join(seen) + err
@@ -128,6 +132,13 @@ def main() -> None:
         add("6, 7", "`denoise I --out T --steps 2000`, SIGTERM after the fit starts", code, err,
             f"T: status {status(Path('T'))}, {len(list(Path('T').glob('*.png')))} PNGs")
 
+        code, _, err = interrupt(signal.SIGTERM, "experiment", "denoise-table", "I.png", "--models", "dip", "--runs",
+                                 "1", "--profile", "smoke", "--steps", "dip=100000", "--factor", "1", "--device", "cpu",
+                                 "--out", "Y", wait_for_fit=False)
+        add("6, 7", "`experiment denoise-table I --steps dip=100000 … --out Y`, SIGTERM after 10 s", code, err,
+            f"Y/dip/I: {sorted(p.name for p in Path('Y/dip/I').iterdir()) if Path('Y/dip/I').exists() else 'none'}"
+            " (no half-written run)")
+
         Path("P").mkdir()
         Path("P/holiday.jpg").write_bytes(b"x")
         code, _, err = run("denoise", "I.png", "--out", "P", "--force", *SMALL)
@@ -137,6 +148,7 @@ def main() -> None:
         stale = Path("X/dip/I/.run-1.partial-killed")
         stale.mkdir()
         (stale / ".writing.lock").write_text("")
+        os.utime(stale, (time.time() - 3600,) * 2)  # left an hour ago by a killed process
         import shutil
         shutil.rmtree("X/dip/I/run-1")
         code, out, err = run("experiment", "denoise-table", "I.png", "--models", "dip", "--runs", "2", "--profile",
