@@ -11,6 +11,9 @@ et al. 2019 for DIP). Its covariance follows the layers one by one (see :mod:`.o
   the next layer (whose weights are i.i.d. over all input channels);
 * BatchNorm (batch of one): centring exactly, scaling approximately (:func:`.ops.batchnorm`).
 
+Each layer of :mod:`.layers` owns its map (and its stationary form); this module sets up the
+input kernel and runs a spec's layers through them.
+
 The input channels are treated as infinitely many too (the first layer then sees their exact
 average covariance); with finitely many random input channels the true prior is a mixture
 whose covariance differs at order ``1/C_in``.
@@ -24,7 +27,9 @@ import torch
 
 from ..errors import DipscopeError
 from . import ops
-from .spec import Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample, concat_weights, out_width
+from .layers import kernel_map, stationary_map
+from .layers import stationary_reason as layer_reason
+from .spec import GPSpec
 
 MAX_POSITIONS = 4096
 
@@ -41,7 +46,7 @@ def kernel(spec: GPSpec, shape: int | tuple[int, ...], device: str | torch.devic
         raise DipscopeError(f"full GP kernels are limited to {MAX_POSITIONS} positions, not {math.prod(shape)}; "
                             "use stationary_kernel for a circular network")
     K = ops.input_kernel(spec.input, shape, spec.input_sigma).to(device)
-    K, _ = _propagate(spec.layers, K, shape, shape, 1.0)
+    K, _ = kernel_map(spec.layers, K, shape, shape, 1.0)
     return K
 
 
@@ -50,37 +55,6 @@ def _shape(spec: GPSpec, shape: int | tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) != spec.dims or min(shape) < 1:
         raise DipscopeError(f"{spec.dims}-D network needs a shape of {spec.dims} positive sizes, not {shape}")
     return shape
-
-
-def _propagate(layers: tuple[Layer, ...], K: torch.Tensor, shape: tuple[int, ...], signal: tuple[int, ...],
-               width: float) -> tuple[torch.Tensor, tuple[int, ...]]:
-    for layer in layers:
-        if isinstance(layer, Conv):
-            K, shape = ops.conv(K, shape, layer.size, layer.stride, layer.pad, layer.sigma_w2, layer.sigma_b2)
-        elif isinstance(layer, Act):
-            if layer.name == "relu":
-                K = ops.relu(K, shape)
-            elif layer.name == "leakyrelu":
-                K = ops.leaky_relu(K, shape, layer.alpha)
-        elif isinstance(layer, Resample):
-            mats = [ops.resample_matrix(n, layer.kind, layer.factor) for n in shape]
-            K = ops.apply_separable(K, mats)
-            shape = tuple(int(A.shape[0]) for A in mats)
-        elif isinstance(layer, Norm):
-            K = ops.batchnorm(K, shape, layer.eps)
-        elif isinstance(layer, Dense):
-            out = signal if layer.to_signal else (1,) * len(shape)
-            K, shape = ops.dense(K, shape, out, layer.sigma_w2, layer.sigma_b2), out
-        elif isinstance(layer, Concat):
-            parts = [_propagate(b, K, shape, signal, width) for b in layer.branches]
-            shapes = {s for _, s in parts}
-            if len(shapes) != 1:
-                raise DipscopeError(f"concatenated branches end in different shapes {sorted(shapes)}; "
-                                    "make the length a multiple of the product of the factors")
-            K = sum(p * k for p, (k, _) in zip(concat_weights(layer, width), parts))
-            shape = shapes.pop()
-        width = out_width((layer,), width)
-    return K, shape
 
 
 # ----------------------------------------------------------------------------- fast path
@@ -94,20 +68,7 @@ def stationary_reason(spec: GPSpec) -> str | None:
     """
     if spec.input == "coords":
         return "coordinate inputs are not stationary"
-
-    def check(layers: tuple[Layer, ...]) -> str | None:
-        for layer in layers:
-            if isinstance(layer, Conv) and layer.pad != "circular" and layer.size > 1:
-                return f"{layer.pad} padding is not translation invariant"
-            if isinstance(layer, Resample) and layer.kind in ("nearest", "linear"):
-                return f"{layer.kind} upsampling makes the kernel cyclo-stationary"
-            if isinstance(layer, Concat):
-                for b in layer.branches:
-                    if (r := check(b)) is not None:
-                        return r
-        return None
-
-    return check(spec.layers)
+    return layer_reason(spec.layers)
 
 
 def stationary_kernel(spec: GPSpec, shape: int | tuple[int, ...]) -> torch.Tensor:
@@ -133,45 +94,4 @@ def stationary_kernel(spec: GPSpec, shape: int | tuple[int, ...]) -> torch.Tenso
             k = k.movedim(a, -1)
             k = torch.fft.ifft(torch.fft.fft(k) * torch.fft.fft(auto)).real
             k = k.movedim(-1, a)
-    return _stationary(spec.layers, k, shape, 1.0)
-
-
-def _stationary(layers: tuple[Layer, ...], k: torch.Tensor, shape: tuple[int, ...], width: float,
-                signal: tuple[int, ...] | None = None) -> torch.Tensor:
-    d = len(shape)
-    signal = signal or shape
-    for layer in layers:
-        if isinstance(layer, (Conv, Resample)):
-            s = layer.stride if isinstance(layer, Conv) else layer.factor
-            if any(n % s for n in shape):
-                raise DipscopeError(f"the stationary path needs sizes divisible by {s}, not {shape}")
-            if isinstance(layer, Resample) and layer.kind == "avg":
-                acc = torch.zeros_like(k)
-                for off in torch.cartesian_prod(*[torch.arange(-(s - 1), s)] * d).reshape(-1, d):
-                    weight = math.prod(s - abs(int(o)) for o in off)
-                    acc += weight * torch.roll(k, shifts=tuple(-int(o) for o in off), dims=tuple(range(d)))
-                k = acc / s ** (2 * d)
-            k = k[tuple(slice(None, None, s) for _ in range(d))]
-            shape = tuple(n // s for n in shape)
-            if isinstance(layer, Conv):
-                k = layer.sigma_w2 * k + layer.sigma_b2
-        elif isinstance(layer, Act) and layer.name != "identity":
-            k0 = k.reshape(-1)[0]
-            c = (k / k0).clamp(-1, 1)
-            theta = torch.arccos(c)
-            v = k0 * (torch.sin(theta) + (math.pi - theta) * c) / (2 * math.pi)
-            k = v if layer.name == "relu" else (1 - layer.alpha) ** 2 * v + layer.alpha * k
-        elif isinstance(layer, Norm):
-            kc = k - k.mean()
-            k = kc / (kc.reshape(-1)[0] + layer.eps)
-        elif isinstance(layer, Dense):
-            level = layer.sigma_w2 * k.reshape(-1)[0]
-            shape = signal if layer.to_signal else (1,) * d
-            k = torch.full(shape, layer.sigma_b2, dtype=k.dtype)
-            k[(0,) * d] += level
-        elif isinstance(layer, Concat):
-            k = sum(p * _stationary(b, k, shape, width, signal)
-                    for p, b in zip(concat_weights(layer, width), layer.branches))
-            shape = tuple(k.shape)
-        width = out_width((layer,), width)
-    return k
+    return stationary_map(spec.layers, k, shape, shape, 1.0)[0]

@@ -14,15 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import DipscopeError
 from . import ops
 from .analysis import correlation, stationarize
-from .spec import Act, Concat, Conv, Dense, GPSpec, Layer, Norm, Resample
-
-_PAD = {"zero": "constant", "reflection": "reflect", "circular": "circular"}
-
+from .layers import Layer, channels, parameters, sample
+from .spec import GPSpec
 
 @dataclass
 class MonteCarlo:
@@ -44,77 +41,11 @@ class MonteCarlo:
         return self.batch_c.std(axis=0, ddof=1) / math.sqrt(b)
 
 
-def _channels(width_factor: float, C: int, fixed: int | None = None) -> int:
-    return fixed if fixed is not None else max(1, round(width_factor * C))
-
-
-def _conv(x: torch.Tensor, layer: Conv, c_out: int, gen: torch.Generator) -> torch.Tensor:
-    S, c_in = x.shape[:2]
-    d = x.ndim - 2
-    k = layer.size
-    std = math.sqrt(layer.sigma_w2 / (c_in * k ** d))
-    w = torch.randn((S * c_out, c_in) + (k,) * d, generator=gen, dtype=x.dtype) * std
-    p = (k - 1) // 2
-    xs = x.reshape((1, S * c_in) + x.shape[2:])
-    if p > 0:
-        xs = F.pad(xs, [p] * (2 * d), mode=_PAD[layer.pad])
-    conv = F.conv1d if d == 1 else F.conv2d
-    y = conv(xs, w, stride=layer.stride, groups=S)
-    y = y.reshape((S, c_out) + y.shape[2:])
-    if layer.sigma_b2 > 0:
-        b = torch.randn((S, c_out) + (1,) * d, generator=gen, dtype=x.dtype) * math.sqrt(layer.sigma_b2)
-        y = y + b
-    return y
-
-
-def _dense(x: torch.Tensor, layer: Dense, C: int, signal: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    S = x.shape[0]
-    flat = x.reshape(S, -1)
-    fan_in = flat.shape[1]
-    out = math.prod(signal) if layer.to_signal else _channels(layer.width, C)
-    w = torch.randn(S, out, fan_in, generator=gen, dtype=x.dtype) * math.sqrt(layer.sigma_w2 / fan_in)
-    y = torch.bmm(w, flat[:, :, None])[:, :, 0]
-    if layer.sigma_b2 > 0:
-        y = y + torch.randn(S, out, generator=gen, dtype=x.dtype) * math.sqrt(layer.sigma_b2)
-    d = len(signal)
-    return y.reshape((S, 1) + signal) if layer.to_signal else y.reshape((S, out) + (1,) * d)
-
-
-def _resample(x: torch.Tensor, layer: Resample) -> torch.Tensor:
-    d = x.ndim - 2
-    s = layer.factor
-    if layer.kind == "nearest":
-        return F.interpolate(x, scale_factor=s, mode="nearest")
-    if layer.kind == "linear":
-        return F.interpolate(x, scale_factor=s, mode="linear" if d == 1 else "bilinear", align_corners=False)
-    if layer.kind == "avg":
-        return (F.avg_pool1d if d == 1 else F.avg_pool2d)(x, s, s)
-    return x[(slice(None), slice(None)) + (slice(None, None, s),) * d]
-
-
 def forward(layers: tuple[Layer, ...], x: torch.Tensor, C: int, signal: tuple[int, ...],
             gen: torch.Generator) -> torch.Tensor:
-    """Apply ``layers`` with fresh random weights per sample (the batch axis indexes networks)."""
-    for layer in layers:
-        if isinstance(layer, Conv):
-            x = _conv(x, layer, _channels(layer.width, C, layer.channels), gen)
-        elif isinstance(layer, Act):
-            if layer.name == "relu":
-                x = F.relu(x)
-            elif layer.name == "leakyrelu":
-                x = F.leaky_relu(x, layer.alpha)
-        elif isinstance(layer, Resample):
-            x = _resample(x, layer)
-        elif isinstance(layer, Norm):
-            dims = tuple(range(2, x.ndim))
-            mean = x.mean(dim=dims, keepdim=True)
-            var = x.var(dim=dims, keepdim=True, unbiased=False)
-            x = (x - mean) / torch.sqrt(var + layer.eps)
-        elif isinstance(layer, Dense):
-            x = _dense(x, layer, C, signal, gen)
-        elif isinstance(layer, Concat):
-            x = torch.cat([forward(b, x, C, signal, gen) for b in layer.branches], dim=1)
-    return x
+    """Apply ``layers`` with fresh random weights per sample (the batch axis indexes networks);
+    each layer draws its own weights (:meth:`~dipscope.gp.layers.Conv.sample` …)."""
+    return sample(layers, x, C, signal, gen)
 
 
 def _inputs(spec: GPSpec, S: int, c_in: int, shape: tuple[int, ...], gen: torch.Generator,
@@ -143,7 +74,7 @@ def monte_carlo(spec: GPSpec, shape: int | tuple[int, ...], width: int = 64, sam
     if samples < batches or samples % batches:
         raise DipscopeError(f"samples ({samples}) must be a positive multiple of batches ({batches})")
     gen = torch.Generator().manual_seed(seed)
-    c_in = len(shape) if spec.input == "coords" else _channels(spec.input_width, width)
+    c_in = len(shape) if spec.input == "coords" else channels(spec.input_width, width)
     per_batch = samples // batches
     K_sum: torch.Tensor | None = None
     batch_K: list[torch.Tensor] = []
@@ -173,23 +104,7 @@ def monte_carlo(spec: GPSpec, shape: int | tuple[int, ...], width: int = 64, sam
 
 def parameter_count(spec: GPSpec, width: int, in_channels: int) -> int:
     """Number of weights and biases of the finite network (for checking spec mappings)."""
-
-    def count(layers: tuple[Layer, ...], c: int) -> tuple[int, int]:
-        total = 0
-        for layer in layers:
-            if isinstance(layer, Conv):
-                c_out = _channels(layer.width, width, layer.channels)
-                total += c * c_out * layer.size ** spec.dims + (c_out if layer.sigma_b2 > 0 else 0)
-                c = c_out
-            elif isinstance(layer, Concat):
-                parts = [count(b, c) for b in layer.branches]
-                total += sum(p for p, _ in parts)
-                c = sum(ch for _, ch in parts)
-            elif isinstance(layer, Dense):
-                raise DipscopeError("parameter_count does not handle dense layers")
-        return total, c
-
-    return count(spec.layers, in_channels)[0]
+    return parameters(spec.layers, in_channels, width, spec.dims)[0]
 
 
 def network_samples(spec: GPSpec, shape: int | tuple[int, ...], width: int = 64, count: int = 3,
@@ -197,7 +112,7 @@ def network_samples(spec: GPSpec, shape: int | tuple[int, ...], width: int = 64,
     """Outputs ``(count, *out)`` of ``count`` random finite networks (each on its own input)."""
     shape = (shape,) * spec.dims if isinstance(shape, int) else tuple(shape)
     gen = torch.Generator().manual_seed(seed)
-    c_in = len(shape) if spec.input == "coords" else _channels(spec.input_width, width)
+    c_in = len(shape) if spec.input == "coords" else channels(spec.input_width, width)
     with torch.no_grad():
         f = forward(spec.layers, _inputs(spec, count, c_in, shape, gen, torch.float64), width, shape, gen)
     return f[:, 0].numpy()

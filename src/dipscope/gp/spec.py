@@ -1,4 +1,5 @@
-"""Layer-list architecture spec read by both the infinite-width kernels and the finite networks.
+"""Layer-list architecture spec read by both the infinite-width kernels and the finite networks
+(the layers themselves, each with its kernel map and its random sample, are in :mod:`.layers`).
 
 A :class:`GPSpec` is a sequence of layers acting on a signal of ``dims`` spatial dimensions
 (1-D signals or 2-D images) with many channels. The same spec builds
@@ -15,103 +16,15 @@ through the weights of :class:`Concat`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import DipscopeError
+from .layers import Act, Concat, Conv, Dense, Layer, Norm, Pad, Resample, ResampleKind  # noqa: F401 - the spec vocabulary
 
 if TYPE_CHECKING:
     from ..models.skip import SkipSpec
 
-Pad = Literal["zero", "reflection", "circular"]
-ResampleKind = Literal["nearest", "linear", "avg", "decimate"]
 InputKind = Literal["white", "smooth", "coords"]
-
-
-@dataclass(frozen=True)
-class Conv:
-    """Convolution with an odd ``size``-tap filter per axis, 'same' padding, optional stride.
-
-    Weights ``N(0, σ_w²/(C_in·|U|))``, bias ``N(0, σ_b²)``; ``width`` multiplies the network width
-    for the output channels, ``channels`` (if set) fixes them (the output layer: 1).
-    """
-
-    size: int = 3
-    stride: int = 1
-    pad: Pad = "zero"
-    sigma_w2: float = 2.0
-    sigma_b2: float = 0.0
-    width: float = 1.0
-    channels: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.size < 1 or self.size % 2 == 0:
-            raise DipscopeError(f"GP convolutions need an odd filter size, not {self.size}")
-        if self.stride < 1:
-            raise DipscopeError("stride must be at least 1")
-        if self.pad not in ("zero", "reflection", "circular"):
-            raise DipscopeError(f"unknown padding {self.pad!r}; choose zero, reflection or circular")
-
-
-@dataclass(frozen=True)
-class Act:
-    """Point-wise activation: ``relu``, ``leakyrelu`` (negative slope ``alpha``) or ``identity``."""
-
-    name: str = "relu"
-    alpha: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.name not in ("relu", "leakyrelu", "identity"):
-            raise DipscopeError(f"the GP kernel supports relu, leakyrelu and identity, not {self.name!r}")
-
-
-@dataclass(frozen=True)
-class Resample:
-    """Fixed linear resampling by ``factor`` per axis: ``nearest``/``linear`` upsampling
-    (PyTorch's ``align_corners=False``), ``avg`` pooling or ``decimate`` (keep every s-th sample)."""
-
-    kind: ResampleKind = "nearest"
-    factor: int = 2
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("nearest", "linear", "avg", "decimate"):
-            raise DipscopeError(f"unknown resampling {self.kind!r}; choose nearest, linear, avg or decimate")
-        if self.factor < 1:
-            raise DipscopeError("resampling factor must be at least 1")
-
-
-@dataclass(frozen=True)
-class Norm:
-    """BatchNorm on a batch of one (each channel normalised over its own map), γ = 1, β = 0."""
-
-    eps: float = 1e-5
-
-
-@dataclass(frozen=True)
-class Dense:
-    """A dense layer over the whole (flattened channels × positions) input.
-
-    ``to_signal=False``: a hidden layer of ``width·C`` units (kept as channels of a 1-sample
-    map); ``to_signal=True``: the output layer, one channel over the whole signal.
-    """
-
-    to_signal: bool = False
-    sigma_w2: float = 2.0
-    sigma_b2: float = 0.0
-    width: float = 1.0
-
-
-@dataclass(frozen=True)
-class Concat:
-    """Channel concatenation of branches applied to the same input (DIP's skip connections)."""
-
-    branches: tuple[tuple["Layer", ...], ...] = ()
-
-    def __post_init__(self) -> None:
-        if len(self.branches) < 1:
-            raise DipscopeError("Concat needs at least one branch")
-
-
-Layer = Union[Conv, Act, Resample, Norm, Dense, Concat]
 
 
 @dataclass(frozen=True)
@@ -139,24 +52,6 @@ class GPSpec:
             raise DipscopeError(f"unknown input {self.input!r}; choose white, smooth or coords")
         if self.input == "smooth" and self.input_sigma < 0:
             raise DipscopeError("input_sigma must be ≥ 0")
-
-
-def out_width(layers: tuple[Layer, ...], width: float) -> float:
-    """Relative channel count after ``layers`` for an input of relative ``width``."""
-    for layer in layers:
-        if isinstance(layer, Conv):
-            width = layer.width if layer.channels is None else float(layer.channels)
-        elif isinstance(layer, Dense):
-            width = 1.0 if layer.to_signal else layer.width
-        elif isinstance(layer, Concat):
-            width = sum(out_width(b, width) for b in layer.branches)
-    return width
-
-
-def concat_weights(layer: Concat, width: float) -> list[float]:
-    """Channel fractions ``p_i = C_i / Σ C_j`` of the branches (the kernel weights)."""
-    widths = [out_width(b, width) for b in layer.branches]
-    return [w / sum(widths) for w in widths]
 
 
 def conv_relu(depth: int, size: int = 3, dims: int = 1, pad: Pad = "zero", input: InputKind = "white",
