@@ -71,10 +71,10 @@ class DenoiseRequest:
                                  ("--noise-seed", self.noise_seed, 0), ("--width", self.linear_width, 1)):
             if value is not None and value < low:
                 raise DipscopeError(f"{name} must be ≥ {low}, not {value}")
-        if self.stop not in ("auto", "none"):
-            from .stopping import make_rule
+        from .stopping import RULES
 
-            make_rule(self.stop)  # an unknown rule fails here
+        if self.stop not in ("auto", "none", *RULES):
+            raise DipscopeError(f"unknown --stop {self.stop!r}; choose auto, none or one of {', '.join(RULES)}")
 
 
 def _finite(name: str, value: float | None, low: float, strict: bool = False) -> None:

@@ -10,7 +10,6 @@ import typer
 
 from .. import interrupts
 from ..callbacks import ProgressBar
-from ..errors import DipscopeError
 from ..stopping import DEFAULT_RULE, RULES
 from .base import Command, Layout, Model, Precision, Preset, app
 
@@ -60,10 +59,6 @@ def denoise(
     from ..restore import DenoiseRequest
     from ..restore import denoise as run_denoise
 
-    if stop not in ("auto", "none", *RULES):
-        raise DipscopeError(f"unknown --stop {stop!r}; choose auto, none or one of {', '.join(RULES)}")
-    if seed < 0:
-        raise DipscopeError(f"--seed must be ≥ 0, not {seed}")
     if reference:
         precision, layout, compile, fast = Precision("fp32"), Layout("nchw"), False, False
     request = DenoiseRequest(
@@ -73,7 +68,6 @@ def denoise(
         channels_last=_layout(layout), seed=seed, force=force,
         overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma, runs=runs,
     )
-    request.validate()
     _finish(run_denoise(request, callbacks=[ProgressBar(f"{model.value} {image.name}")]))
 
 

@@ -168,6 +168,7 @@ class GroupFit:
             z = z.contiguous(memory_format=torch.channels_last)
         self.net, self.z = net, z
         self.y = target.to(device=device, dtype=self.dtype)[None]
+        self.z_flat, self.y_flat = z.flatten(2), self.y.flatten(2)  # pixel minibatches index these
         self.op = self.operator.to(device)
         self.noise_gens = [torch.Generator(device=device).manual_seed(derive_seed(s, "input_noise")) for s in seeds]
         self.z_parts = [zp.shape for zp in zs]
@@ -283,8 +284,8 @@ class GroupFit:
         c, h, w = self.shape
         idx = torch.randint(0, h * w, (self.config.pixel_batch,), device=self.device, generator=self.noise_gens[0])
         with autocast(self.precision, self.device):
-            pred = self.run_net(self.z.flatten(2)[:, :, idx]).to(self.dtype)
-        return torch.mean((self.op.restrict(idx)(pred) - self.y.flatten(2)[:, :, idx]) ** 2).reshape(1)
+            pred = self.run_net(self.z_flat[:, :, idx]).to(self.dtype)
+        return torch.mean((self.op.restrict(idx)(pred) - self.y_flat[:, :, idx]) ** 2).reshape(1)
 
     def run(self) -> list[FitResult]:
         interrupted, step = False, 0

@@ -49,6 +49,20 @@ def _strided(k: torch.Tensor, shape: Shape, s: int) -> tuple[torch.Tensor, Shape
     return k[tuple(slice(None, None, s) for _ in shape)], tuple(n // s for n in shape)
 
 
+class _KeepsChannels:
+    """Defaults of a layer that adds no parameters, keeps the channel count and keeps a
+    stationary kernel stationary (activations, resampling, normalisation)."""
+
+    def stationary_reason(self) -> str | None:
+        return None
+
+    def out_width(self, width: float) -> float:
+        return width
+
+    def parameters(self, c_in: int, C: int, dims: int) -> tuple[int, int]:
+        return 0, c_in
+
+
 @dataclass(frozen=True)
 class Conv:
     """Convolution with an odd ``size``-tap filter per axis, 'same' padding, optional stride.
@@ -112,7 +126,7 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class Act:
+class Act(_KeepsChannels):
     """Point-wise activation: ``relu``, ``leakyrelu`` (negative slope ``alpha``) or ``identity``.
     Kernel: the arc-cosine map for ReLU, ``(1 − α)² V_ReLU + α K`` for LeakyReLU."""
 
@@ -130,9 +144,6 @@ class Act:
             return ops.leaky_relu(K, shape, self.alpha), shape
         return K, shape
 
-    def stationary_reason(self) -> str | None:
-        return None
-
     def stationary(self, k: torch.Tensor, shape: Shape, signal: Shape, width: float) -> tuple[torch.Tensor, Shape]:
         if self.name == "identity":
             return k, shape
@@ -149,15 +160,9 @@ class Act:
             return F.leaky_relu(x, self.alpha)
         return x
 
-    def out_width(self, width: float) -> float:
-        return width
-
-    def parameters(self, c_in: int, C: int, dims: int) -> tuple[int, int]:
-        return 0, c_in
-
 
 @dataclass(frozen=True)
-class Resample:
+class Resample(_KeepsChannels):
     """Fixed linear resampling by ``factor`` per axis: ``nearest``/``linear`` upsampling
     (PyTorch's ``align_corners=False``), ``avg`` pooling or ``decimate`` (keep every s-th sample).
     Kernel: ``K' = A K Aᵀ`` with the resampling matrix ``A`` per axis."""
@@ -180,7 +185,7 @@ class Resample:
 
     def stationary(self, k: torch.Tensor, shape: Shape, signal: Shape, width: float) -> tuple[torch.Tensor, Shape]:
         s, d = self.factor, len(shape)
-        if any(n % s for n in shape):
+        if any(n % s for n in shape):  # before the rolls below
             raise DipscopeError(f"the stationary path needs sizes divisible by {s}, not {shape}")
         if self.kind == "avg":  # k'(τ) = s⁻ᵈ Σ_{a,b} k(sτ + a − b)
             acc = torch.zeros_like(k)
@@ -200,15 +205,9 @@ class Resample:
             return (F.avg_pool1d if d == 1 else F.avg_pool2d)(x, s, s)
         return x[(slice(None), slice(None)) + (slice(None, None, s),) * d]
 
-    def out_width(self, width: float) -> float:
-        return width
-
-    def parameters(self, c_in: int, C: int, dims: int) -> tuple[int, int]:
-        return 0, c_in
-
 
 @dataclass(frozen=True)
-class Norm:
+class Norm(_KeepsChannels):
     """BatchNorm on a batch of one (each channel normalised over its own map), γ = 1, β = 0.
     Kernel: centring exactly, scaling approximately (:func:`.ops.batchnorm`)."""
 
@@ -216,9 +215,6 @@ class Norm:
 
     def kernel(self, K: torch.Tensor, shape: Shape, signal: Shape, width: float) -> tuple[torch.Tensor, Shape]:
         return ops.batchnorm(K, shape, self.eps), shape
-
-    def stationary_reason(self) -> str | None:
-        return None
 
     def stationary(self, k: torch.Tensor, shape: Shape, signal: Shape, width: float) -> tuple[torch.Tensor, Shape]:
         kc = k - k.mean()
@@ -229,12 +225,6 @@ class Norm:
         mean = x.mean(dim=dims, keepdim=True)
         var = x.var(dim=dims, keepdim=True, unbiased=False)
         return (x - mean) / torch.sqrt(var + self.eps)
-
-    def out_width(self, width: float) -> float:
-        return width
-
-    def parameters(self, c_in: int, C: int, dims: int) -> tuple[int, int]:
-        return 0, c_in
 
 
 @dataclass(frozen=True)
@@ -337,10 +327,7 @@ Layer = Union[Conv, Act, Resample, Norm, Dense, Concat]
 def kernel_map(layers: tuple[Layer, ...], K: torch.Tensor, shape: Shape, signal: Shape,
                width: float) -> tuple[torch.Tensor, Shape]:
     """The NNGP kernel after ``layers``, and its spatial shape."""
-    for layer in layers:
-        K, shape = layer.kernel(K, shape, signal, width)
-        width = layer.out_width(width)
-    return K, shape
+    return _through(layers, "kernel", K, shape, signal, width)
 
 
 def stationary_reason(layers: tuple[Layer, ...]) -> str | None:
@@ -351,10 +338,16 @@ def stationary_reason(layers: tuple[Layer, ...]) -> str | None:
 def stationary_map(layers: tuple[Layer, ...], k: torch.Tensor, shape: Shape, signal: Shape,
                    width: float) -> tuple[torch.Tensor, Shape]:
     """The stationary kernel ``k(τ)`` after ``layers``, and its spatial shape."""
+    return _through(layers, "stationary", k, shape, signal, width)
+
+
+def _through(layers: tuple[Layer, ...], kind: str, K: torch.Tensor, shape: Shape, signal: Shape,
+             width: float) -> tuple[torch.Tensor, Shape]:
+    """Run a kernel through each layer's ``kind`` map (``kernel`` or ``stationary``)."""
     for layer in layers:
-        k, shape = layer.stationary(k, shape, signal, width)
+        K, shape = getattr(layer, kind)(K, shape, signal, width)
         width = layer.out_width(width)
-    return k, shape
+    return K, shape
 
 
 def sample(layers: tuple[Layer, ...], x: torch.Tensor, C: int, signal: Shape, gen: torch.Generator) -> torch.Tensor:

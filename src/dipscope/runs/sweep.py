@@ -25,10 +25,15 @@ def finished_summary(directory: Path, task: Task) -> dict[str, Any] | None:
     """The summary of ``task``'s finished run in ``directory`` if it was made with the task's
     settings, else None (no run, an unreadable one, or other settings)."""
     record = read_record(directory)
-    if record is None or not isinstance(record.get("summary"), dict):
-        return None
-    same = record.get("config") == json.loads(json.dumps(task.config, default=_jsonable))
-    return record["summary"] if same else None
+    return record["summary"] if _finished(record) and _same_settings(record, task) else None
+
+
+def _finished(record: dict[str, Any] | None) -> bool:
+    return record is not None and isinstance(record.get("summary"), dict)
+
+
+def _same_settings(record: dict[str, Any], task: Task) -> bool:
+    return record.get("config") == json.loads(json.dumps(task.config, default=_jsonable))
 
 
 @dataclass
@@ -61,7 +66,7 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     for task in tasks:
         directory = out / task.key
         record = read_record(directory)
-        if record is None or not isinstance(record.get("summary"), dict):
+        if not _finished(record):
             if directory.exists():
                 plan.unfinished.append(directory)
             plan.todo.append(task)
@@ -69,7 +74,7 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
         if force:
             plan.todo.append(task)
             continue
-        if finished_summary(directory, task) is None:
+        if not _same_settings(record, task):
             raise DipscopeError(f"{directory} holds a finished run with other settings; "
                                 "pass --force to redo it or choose another --out")
         executor = record.get("executor") if isinstance(record.get("executor"), dict) else {}
