@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dipscope"
 # Bottom to top; a module may import from its own layer or any below.
 LAYERS = [
     {"errors", "files", "interrupts", "runtime", "images", "metrics", "spectral", "datasets", "plots"},
-    {"physics", "models", "gp", "baselines"},
+    {"physics", "models", "gp", "baselines", "tasks"},
     {"fit", "presets"},
     {"stopping", "callbacks"},
     {"runs"},

@@ -29,7 +29,7 @@ def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, cli) ->
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete" and record["seed"] == 3 and record["preset"] == "ulyanov2018"
     assert record["model"]["family"] == "skip" and len(record["model"]["channels_down"]) == 3
-    assert record["fit"]["steps"] == 20 and record["degradation"] == {"kind": "gaussian", "sigma": 25.0, "seed": 3, "clip": True}
+    assert record["fit"]["steps"] == 20 and record["degradation"] == {"kind": "gaussian", "operator": "identity", "sigma": 25.0, "seed": 3, "clip": True}
     assert record["versions"]["torch"] == torch.__version__ and record["device"]["type"] == "cpu"
     assert "PSNR" in stdout
 

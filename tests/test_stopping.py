@@ -198,7 +198,7 @@ def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textur
     stop = record["stopping"]
     assert stop["requested"] == "auto" and stop["rule"] == S.DEFAULT_RULE and stop["max_steps"] == 30
     assert 0 <= stop["step"] <= 30 and stop["step"] % 10 == 0 and stop["source"] in ("ema", "output")
-    assert stop["denoised_psnr"] is not None and "denoised.png" in stdout
+    assert stop["result_psnr"] is not None and "denoised.png" in stdout
 
     out2 = tmp_path / "none"
     code, stdout, err = cli(["denoise", str(image), "--out", str(out2), "--steps", "12", "--levels", "3",

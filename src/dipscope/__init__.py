@@ -6,8 +6,9 @@ What a notebook imports (each name is loaded on first use, so ``import dipscope`
     from dipscope.fit import fit   # (``dipscope.fit`` is the package of the loop)
 
 * images: :func:`read_image`, :func:`write_image`;
-* the measurement: :class:`GaussianNoise`, :class:`LowFreqNoise`, :class:`Mask`,
-  :func:`denoising_pair` (:mod:`dipscope.physics`);
+* the measurement: :class:`GaussianNoise`, :class:`LowFreqNoise`, the forward operators
+  :class:`Mask`, :class:`Downsample`, :class:`Blur`, and :func:`denoising_pair`
+  (:mod:`dipscope.physics`);
 * networks: :class:`SkipSpec`, :class:`LinearSpec`, :class:`ReLUNetSpec`, :func:`build`,
   :func:`preset` (:mod:`dipscope.models`, :mod:`dipscope.presets`);
 * the loop: :func:`fit_runs`, :class:`FitConfig`, :class:`Callback` (and ``dipscope.fit.fit``:
@@ -16,7 +17,9 @@ What a notebook imports (each name is loaded on first use, so ``import dipscope`
   :class:`PSNRTracker` (:mod:`dipscope.stopping`, :mod:`dipscope.callbacks`);
 * measures: :func:`psnr`, :func:`ssim` (:mod:`dipscope.metrics`), and the spectral functions of
   :mod:`dipscope.spectral`;
-* end to end: :func:`denoise` with :class:`DenoiseRequest` (what ``dipscope denoise`` runs).
+* end to end: :func:`restore` with :class:`RestoreRequest` (what ``dipscope restore`` and
+  ``dipscope denoise`` run; ``denoise`` and ``DenoiseRequest`` are the same objects under their
+  first names).
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "read_image": "images", "write_image": "images",
     "GaussianNoise": "physics", "LowFreqNoise": "physics", "BandpassNoise": "physics", "MixedNoise": "physics",
-    "Mask": "physics", "Identity": "physics", "denoising_pair": "physics",
+    "Mask": "physics", "Identity": "physics", "Downsample": "physics", "Blur": "physics",
+    "denoising_pair": "physics",
     "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "build": "models",
     "preset": "presets",
     "fit_runs": "fit", "FitConfig": "fit", "FitResult": "fit", "FitState": "fit", "Callback": "fit",
     "EarlyStopping": "stopping",
     "SpectralObserver": "callbacks", "TrajectoryRecorder": "callbacks", "PSNRTracker": "callbacks",
     "psnr": "metrics", "ssim": "metrics",
-    "denoise": "restore", "DenoiseRequest": "restore",
+    "restore": "restore", "RestoreRequest": "restore", "denoise": "restore", "DenoiseRequest": "restore",
     "DipscopeError": "errors",
 }
 

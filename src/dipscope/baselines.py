@@ -1,4 +1,6 @@
-"""Classical denoisers DIP is compared with.
+"""Classical methods DIP is compared with.
+
+Denoising:
 
 * :func:`best_gaussian_lowpass` — the best Gaussian low-pass filter of the noisy image, its
   width chosen against the clean image (an oracle, like the study's best-snapshot PSNR):
@@ -6,6 +8,13 @@
   early-stopped DIP "behaves like a low pass filter"; this is the best any such filter does.
 * :func:`bm3d_denoise` — BM3D (grey) or CBM3D (colour) through the maintained ``bm3d``
   package, given σ; optional (``pip install 'dipscope[baselines]'``), see :func:`bm3d_available`.
+
+Super-resolution and inpainting:
+
+* :func:`upsample` — bicubic or Lanczos-3 interpolation of the low-resolution image (Pillow's
+  filters on float samples, as the original DIP notebook's ``get_baselines`` with ``BICUBIC``);
+* :func:`biharmonic_fill` — scikit-image's ``inpaint_biharmonic`` of the unknown values, each
+  channel with its own mask.
 
 Pure functions of (C, H, W) float tensors in [0, 1].
 """
@@ -60,3 +69,31 @@ def bm3d_denoise(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
         out = bm3d.bm3d_rgb(np.moveaxis(array, 0, -1), sigma)
         return torch.from_numpy(np.moveaxis(np.asarray(out), -1, 0).copy()).float().clamp(0, 1)
     return torch.from_numpy(np.asarray(bm3d.bm3d(array[0], sigma))[None].copy()).float().clamp(0, 1)
+
+
+UPSAMPLINGS = ("bicubic", "lanczos")
+
+
+def upsample(image: torch.Tensor, factor: int, method: str = "bicubic") -> torch.Tensor:
+    """Enlarge (C, H, W) ×``factor`` with Pillow's ``BICUBIC`` or ``LANCZOS`` (Lanczos-3) filter,
+    per channel on float samples (no 8-bit rounding), clipped to [0, 1]."""
+    from PIL import Image
+
+    if method not in UPSAMPLINGS:
+        raise DipscopeError(f"unknown upsampling {method!r}; choose {' or '.join(UPSAMPLINGS)}")
+    resample = Image.Resampling.BICUBIC if method == "bicubic" else Image.Resampling.LANCZOS
+    h, w = image.shape[-2:]
+    channels = [np.asarray(Image.fromarray(c, mode="F").resize((w * factor, h * factor), resample))
+                for c in image.detach().cpu().float().numpy()]
+    return torch.from_numpy(np.stack(channels)).clamp(0, 1)
+
+
+def biharmonic_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the values where ``known`` (C or 1, H, W) is 0 by biharmonic interpolation of the rest
+    (scikit-image's ``restoration.inpaint_biharmonic``), channel by channel."""
+    from skimage.restoration import inpaint_biharmonic
+
+    array = image.detach().cpu().double().numpy()
+    missing = (known.detach().cpu().numpy() < 0.5).astype(bool)
+    out = [inpaint_biharmonic(c, missing[k if missing.shape[0] > 1 else 0]) for k, c in enumerate(array)]
+    return torch.from_numpy(np.stack(out)).float().clamp(0, 1)

@@ -371,7 +371,7 @@ def write_image(
 
 
 def centred_padding(height: int, width: int, multiple: int) -> tuple[int, int, int, int]:
-    """``(left, right, top, bottom)`` that bring ``height × width`` up to multiples of ``multiple``:
+    r"""``(left, right, top, bottom)`` that bring ``height × width`` up to multiples of ``multiple``:
     along an axis of size ``n`` the total :math:`p = \lceil n/m \rceil m - n` is split as
     ``p // 2`` before and ``p - p // 2`` after (the one rule of :func:`pad_to_multiple` and of
     the fit's padded network output)."""

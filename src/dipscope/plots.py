@@ -76,7 +76,7 @@ def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, pa
     vmin = max(positive.min(), 1e-6) if positive.size else 1e-6
     im = ax.imshow(errors.T, aspect="auto", origin="lower", cmap="viridis",
                    norm=LogNorm(vmin=vmin, vmax=max(errors.max(), vmin * 10)),
-                   extent=(steps[0], steps[-1], -0.5, k + 0.5), interpolation="nearest")
+                   extent=(steps[0], max(steps[-1], steps[0] + 1), -0.5, k + 0.5), interpolation="nearest")
     ax.set_yticks(range(k + 1))
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xlabel("step")

@@ -8,6 +8,15 @@
   snapshots every 10 steps, no input noise, no EMA and no divergence recovery (the scripts
   have none).
 
+* ``ulyanov2018-inpaint`` — the original inpainting notebook's text-inpainting setting (its
+  ``kate.png`` and ``peppers.png``): input depth 32, U[0, 0.1) input, 5 levels of 128/128/128
+  channels (skip connections as wide as the trunk), **nearest** upsampling, reflection padding,
+  lr 0.01, 6 001 steps, input noise 0.03, no EMA (the notebook returns the last output).
+* ``ulyanov2018-superres`` — the original super-resolution notebook at ×4: the denoising
+  network (5 levels of 128/128/4, bilinear, reflection), input depth 32 at the *high*
+  resolution, lr 0.01, 2 000 steps, input noise 0.03, no EMA (the notebook returns the last
+  output; at ×8 it runs 4 000 steps with input noise 0.05).
+
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
 steps, snapshots every 100 steps) in both presets.
@@ -21,7 +30,7 @@ from .errors import DipscopeError
 from .fit import FitConfig
 from .models import LinearSpec, ModelSpec, ReLUNetSpec, SkipSpec
 
-PRESETS = ("ulyanov2018", "chakrabarty2019")
+PRESETS = ("ulyanov2018", "chakrabarty2019", "ulyanov2018-inpaint", "ulyanov2018-superres")
 
 _RELUNET_FIT = FitConfig(
     steps=30_000, lr=1e-3, reg_noise_std=0.0, ema=None, pixel_batch=2048, observe_every=100,
@@ -41,6 +50,13 @@ def preset(name: str, family: str = "skip", linear_width: int = 128) -> tuple[Mo
         skip = SkipSpec(in_channels=None, channels_down=(256,) * 5, channels_up=(256,) * 5,
                         channels_skip=(4,) * 5, pad="zero", upsample="bilinear")
         linear = LinearSpec(width=linear_width, in_channels=None)
+    elif name in ("ulyanov2018-inpaint", "ulyanov2018-superres"):
+        inpaint = name.endswith("inpaint")
+        fit = FitConfig(steps=6001 if inpaint else 2000, lr=0.01, input_noise="uniform", input_scale=0.1,
+                        reg_noise_std=0.03, ema=None, observe_every=10)
+        skip = SkipSpec(in_channels=32, pad="reflection", upsample="nearest" if inpaint else "bilinear",
+                        channels_skip=(128,) * 5 if inpaint else (4,) * 5)
+        linear = LinearSpec(width=linear_width, in_channels=32)
     else:
         raise DipscopeError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     if family == "skip":

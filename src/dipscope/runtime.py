@@ -120,7 +120,7 @@ def versions() -> dict[str, str]:
     }
 
 
-STREAMS = {"weights": 0, "input": 1, "input_noise": 2, "degradation": 3, "lowfreq_noise": 4, "bandpass_noise": 5}
+STREAMS = {"weights": 0, "input": 1, "input_noise": 2, "degradation": 3, "lowfreq_noise": 4, "bandpass_noise": 5, "mask": 6}
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -105,7 +105,7 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
     start = time.perf_counter()
     run = denoise(request)
     seconds = time.perf_counter() - start
-    return {"ours_seconds": seconds, "ours_psnr": run.stopping["denoised_psnr"], "ours_step": run.stopping["step"],
+    return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
             "ours_precision": run.result.precision}
 
 

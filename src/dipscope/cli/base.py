@@ -25,6 +25,7 @@ from ..models import FAMILIES
 from ..presets import PRESETS
 from ..runs.executors import EXECUTORS, STORAGES, ExecutorOptions
 from ..runtime import PRECISIONS
+from ..tasks import TASKS
 
 
 class _FlagsTakeNoValue:
@@ -77,6 +78,7 @@ ExecutorName = choices("ExecutorName", EXECUTORS)
 RayStorage = choices("RayStorage", STORAGES)
 LAYOUTS = ("auto", "nchw", "channels-last")
 Layout = choices("Layout", LAYOUTS)
+Task = choices("Task", TASKS)
 
 IMAGES_HELP = "Image files, or set:NAME for a named data set (cbm3d9, barbara, triangle) from --data-dir."
 
@@ -128,28 +130,42 @@ EXECUTOR_OPTIONS: list[tuple[str, Any, Any]] = [
 ]
 
 
-def with_executor(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give ``command`` the executor options (:data:`EXECUTOR_OPTIONS`) and call it with them as
-    one checked :class:`~dipscope.runs.ExecutorOptions` in its ``executor`` argument."""
-    hints = typing.get_type_hints(command)
-    signature = inspect.signature(command)
-    kept = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
-            if p.name != "executor"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
-             for name, kind, option in EXECUTOR_OPTIONS]
+def with_options(options: list[tuple[str, Any, Any]], argument: str,
+                 gather: Callable[[dict[str, Any]], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator giving a command the option group ``options`` (``(name, type, typer.Option)``
+    each) and calling it with ``gather(values)`` in its ``argument`` parameter: an option group
+    is declared once and shared by the commands that take it."""
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name) for name, _, _ in EXECUTOR_OPTIONS}
-        options = ExecutorOptions(name=_value(given.pop("executor_name")), storage=_value(given.pop("ray_storage")),
-                                  **given)
-        options.check()  # an unknown value, or Ray missing, fails here before any work
-        return command(*args, executor=options, **kwargs)
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(command)
+        signature = inspect.signature(command)
+        kept = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+                if p.name != argument]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+                 for name, kind, option in options]
 
-    del wrapper.__wrapped__  # typer must see the new signature, not the command's
-    wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in kept + added}, "return": None}
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {name: _value(kwargs.pop(name)) for name, _, _ in options}
+            return command(*args, **{argument: gather(given)}, **kwargs)
+
+        del wrapper.__wrapped__  # typer must see the new signature, not the command's
+        wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**{p.name: p.annotation for p in kept + added}, "return": None}
+        return wrapper
+
+    return decorate
+
+
+def _executor_options(given: dict[str, Any]) -> ExecutorOptions:
+    options = ExecutorOptions(name=given.pop("executor_name"), storage=given.pop("ray_storage"), **given)
+    options.check()  # an unknown value, or Ray missing, fails here before any work
+    return options
+
+
+#: Give a command the executor options (:data:`EXECUTOR_OPTIONS`), as one checked
+#: :class:`~dipscope.runs.ExecutorOptions` in its ``executor`` argument.
+with_executor = with_options(EXECUTOR_OPTIONS, "executor", _executor_options)
 
 
 def _value(choice: Any) -> Any:

@@ -1,17 +1,17 @@
-"""``dipscope denoise`` and ``dipscope demo``: one image, one run directory."""
+"""``dipscope denoise``, ``dipscope restore`` and ``dipscope demo``: one image, one run directory."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from .. import interrupts
 from ..callbacks import ProgressBar
 from ..stopping import DEFAULT_RULE, RULES
-from .base import Command, Layout, Model, Precision, Preset, app
+from .base import Command, Layout, Model, Precision, Preset, Task, app, with_options
 
 
 def _preset_defaults(attr: str) -> str:
@@ -25,50 +25,87 @@ def _preset_defaults(attr: str) -> str:
     return "; ".join(parts)
 
 
-def _layout(layout: Layout) -> Optional[bool]:
-    return None if layout.value == "auto" else layout.value == "channels-last"
+def _layout(layout: str) -> Optional[bool]:
+    return None if layout == "auto" else layout == "channels-last"
+
+
+_FIT = "Fit"
+#: The options of the fit that ``denoise`` and ``restore`` share, declared once.
+FIT_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Settings of a reference implementation (default: the task's; denoise and deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
+    ("model", Model, typer.Option(Model("skip"), rich_help_panel=_FIT, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP).")),
+    ("steps", Optional[int], typer.Option(None, rich_help_panel=_FIT, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop.")),
+    ("stop", str, typer.Option("auto", rich_help_panel=_FIT, help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}, where the measurement is noisy; none for noiseless inpainting and super-resolution), none (run all --steps), or a rule: {', '.join(RULES)}.")),
+    ("stop_sigma", Optional[float], typer.Option(None, rich_help_panel=_FIT, help="Noise std (0–255) the stopping rule assumes; default: estimated from the measurement.")),
+    ("lr", Optional[float], typer.Option(None, rich_help_panel=_FIT, help=f"Adam's learning rate (default: the preset's, {_preset_defaults('lr')}).")),
+    ("levels", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Number of encoder-decoder levels (fewer for small images; skip and linear models).")),
+    ("width", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Width N of DIP-Linear-N (--model linear only; default 128).")),
+    ("device", str, typer.Option("auto", rich_help_panel=_FIT, help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps.")),
+    ("precision", Precision, typer.Option(Precision("auto"), rich_help_panel=_FIT, help="auto (bf16 where the hardware has it), fp32, bf16 or fp64.")),
+    ("layout", Layout, typer.Option(Layout("auto"), rich_help_panel=_FIT, help="Memory layout of activations (auto: the faster one here).")),
+    ("compile", bool, typer.Option(False, "--compile/--no-compile", rich_help_panel=_FIT, help="torch.compile the network (slower on small CPUs).")),
+    ("fast", bool, typer.Option(True, "--fast/--no-fast", rich_help_panel=_FIT, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA.")),
+    ("reference", bool, typer.Option(False, "--reference", rich_help_panel=_FIT, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast.")),
+    ("seed", int, typer.Option(0, rich_help_panel=_FIT, help="Seed of the network, its input and the added noise (or dropped pixels).")),
+    ("runs", int, typer.Option(1, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the time).")),
+    ("spectra", bool, typer.Option(False, "--spectra", rich_help_panel=_FIT, help="Record the per-band error of the output against the clean image over the fit (spectral.csv, spectrum.png).")),
+    ("force", bool, typer.Option(False, "--force", rich_help_panel=_FIT, help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it).")),
+]
+
+
+def _request_fields(given: dict[str, Any]) -> dict[str, Any]:
+    """The fit options as :class:`~dipscope.restore.RestoreRequest` fields."""
+    if given.pop("reference"):
+        given.update(precision="fp32", layout="nchw", compile=False, fast=False)
+    precision, layout, width = given.pop("precision"), given.pop("layout"), given.pop("width")
+    overrides = {"compile": given.pop("compile"), "fast": given.pop("fast")}
+    return {**given, "linear_width": width, "precision": None if precision == "auto" else precision,
+            "channels_last": _layout(layout), "overrides": overrides}
+
+
+with_fit_options = with_options(FIT_OPTIONS, "fit", _request_fields)
 
 
 @app.command(cls=Command)
+@with_fit_options
 def denoise(
     image: Path = typer.Argument(..., metavar="IMAGE", help="The image to denoise (PNG, JPEG or TIFF; grey or colour)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (must not hold a run, unless --force)."),
     sigma: Optional[float] = typer.Option(None, help="Add Gaussian noise of this std (0–255 scale) to IMAGE, seeded; default 25 unless --noisy."),
     noisy: bool = typer.Option(False, "--noisy", help="IMAGE is already noisy: fit it as it is."),
     clean: Optional[Path] = typer.Option(None, help="Clean reference for a --noisy image: adds PSNR/SSIM and best.png."),
-    preset: Preset = typer.Option(Preset("ulyanov2018"), help="Settings of a reference implementation."),
-    model: Model = typer.Option(Model("skip"), help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP)."),
-    steps: Optional[int] = typer.Option(None, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop."),
-    stop: str = typer.Option("auto", help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}), none (run all --steps), or a rule: {', '.join(RULES)}."),
-    stop_sigma: Optional[float] = typer.Option(None, help="Noise std (0–255) the stopping rule assumes; default: estimated from the noisy image."),
-    lr: Optional[float] = typer.Option(None, help=f"Adam's learning rate (default: the preset's, {_preset_defaults('lr')})."),
-    levels: Optional[int] = typer.Option(None, help="Number of encoder-decoder levels (fewer for small images; skip and linear models)."),
-    width: Optional[int] = typer.Option(None, help="Width N of DIP-Linear-N (--model linear only; default 128)."),
-    device: str = typer.Option("auto", help="auto (cuda → mps → cpu), cpu, cuda[:i] or mps."),
-    precision: Precision = typer.Option(Precision("auto"), help="auto (bf16 where the hardware has it), fp32, bf16 or fp64."),
-    layout: Layout = typer.Option(Layout("auto"), help="Memory layout of activations (auto: the faster one here)."),
-    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (slower on small CPUs)."),
-    fast: bool = typer.Option(True, "--fast/--no-fast", help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA."),
-    reference: bool = typer.Option(False, "--reference", help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast."),
-    seed: int = typer.Option(0, help="Seed of the network, its input and the added noise."),
-    runs: int = typer.Option(1, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped "
-                                     "outputs (the DIP paper's averaging; R times the time)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it)."),
+    fit: Any = None,
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
-    from ..restore import DenoiseRequest
-    from ..restore import denoise as run_denoise
+    from ..restore import RestoreRequest, restore
 
-    if reference:
-        precision, layout, compile, fast = Precision("fp32"), Layout("nchw"), False, False
-    request = DenoiseRequest(
-        image=image, out=out, sigma=sigma, noisy=noisy, clean=clean, preset=preset.value,
-        model=model.value, steps=steps, lr=lr, levels=levels, linear_width=width, device=device,
-        precision=None if precision.value == "auto" else precision.value,
-        channels_last=_layout(layout), seed=seed, force=force,
-        overrides={"compile": compile, "fast": fast}, stop=stop, stop_sigma=stop_sigma, runs=runs,
-    )
-    _finish(run_denoise(request, callbacks=[ProgressBar(f"{model.value} {image.name}")]))
+    request = RestoreRequest(image=image, out=out, sigma=sigma, noisy=noisy, clean=clean, **fit)
+    _finish(restore(request, callbacks=[ProgressBar(f"{request.model} {image.name}")]))
+
+
+@app.command(cls=Command)
+@with_fit_options
+def restore(
+    image: Path = typer.Argument(..., metavar="IMAGE", help="The image: clean (degraded here, seeded) unless --measured; for superres the low-resolution input."),
+    task: Task = typer.Option(..., help="inpaint, superres or deblur (denoise: as dipscope denoise)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (must not hold a run, unless --force)."),
+    mask: Optional[Path] = typer.Option(None, help="inpaint: mask image of IMAGE's size, white = known pixel."),
+    drop: Optional[float] = typer.Option(None, help="inpaint: drop this fraction of pixel values at random (seeded; the original paper's Bernoulli mask)."),
+    factor: Optional[int] = typer.Option(None, help="superres: the magnification, even (2, 4, 8); the forward model is the original DIP's Lanczos-2 shrink."),
+    kernel: Optional[str] = typer.Option(None, help="deblur: the blur, gaussian:STD (pixels) or box:SIZE (odd)."),
+    sigma: Optional[float] = typer.Option(None, help="Add Gaussian noise of this std (0–255 scale) to the measurement (default: none; denoise: 25)."),
+    measured: bool = typer.Option(False, "--measured", help="IMAGE is already the measurement (masked, blurred): fit it as it is."),
+    clean: Optional[Path] = typer.Option(None, help="Clean reference for a --measured or superres input (for superres: the high-resolution image): adds PSNR/SSIM and best.png."),
+    fit: Any = None,
+) -> None:
+    """Restore IMAGE with the Deep Image Prior — inpainting, super-resolution or deblurring — and
+    write a run directory (result: restored.png; the tasks are described in dipscope.tasks)."""
+    from ..restore import RestoreRequest
+    from ..restore import restore as run_restore
+
+    request = RestoreRequest(image=image, out=out, task=task.value, mask=mask, drop=drop, factor=factor,
+                             kernel=kernel, sigma=sigma, noisy=measured, clean=clean, **fit)
+    _finish(run_restore(request, callbacks=[ProgressBar(f"{task.value} {image.name}")]))
 
 
 @app.command(cls=Command)
@@ -112,11 +149,11 @@ def demo(
 
 def _finish(run: object) -> None:
     """Print what a denoising run made; exit 130/143 if a signal interrupted it."""
-    from ..restore import DenoiseRun
+    from ..restore import RestoreRun
 
-    assert isinstance(run, DenoiseRun)
+    assert isinstance(run, RestoreRun)
     _report(run.out, run.result)
-    _report_stop(run.stopping)
+    _report_stop(run.stopping, run.result_file)
     if run.stopping.get("interrupted"):
         where = f"; the finished run in {run.kept} is unchanged" if run.kept else ""
         last = run.results[-1] if run.results else run.result
@@ -142,11 +179,11 @@ def _report(out_dir: Path, result: object) -> None:
     print(line)
 
 
-def _report_stop(s: dict) -> None:
+def _report_stop(s: dict, result_file: str = "denoised.png") -> None:
     if not s:
         return
     how = f"rule {s['rule']}" if s.get("rule") else "no early stopping"
-    line = f"denoised.png: {s['source']} at step {s['step']} of at most {s['max_steps']} ({how}"
+    line = f"{result_file}: {s['source']} at step {s['step']} of at most {s['max_steps']} ({how}"
     if s.get("rule"):
         if s.get("interrupted"):
             line += ", interrupted before the rule stopped the fit"
@@ -154,9 +191,9 @@ def _report_stop(s: dict) -> None:
             line += ", stopped early" if s.get("stopped_early") else ", ran to the maximum"
         line += f", σ {'given' if s.get('sigma_given') else 'estimated'} {s['sigma_255']:.1f}"
     line += ")"
-    if s.get("denoised_psnr") is not None:
-        line += f"; PSNR {s['denoised_psnr']:.2f} dB"
+    if s.get("result_psnr") is not None:
+        line += f"; PSNR {s['result_psnr']:.2f} dB"
     print(line)
     for k, run in enumerate(s.get("runs", [])):
-        psnr = f"; PSNR {run['denoised_psnr']:.2f} dB" if run.get("denoised_psnr") is not None else ""
+        psnr = f"; PSNR {run['result_psnr']:.2f} dB" if run.get("result_psnr") is not None else ""
         print(f"  run {k} (seed {s['seeds'][k]}): {run['source']} at step {run['step']}{psnr}")

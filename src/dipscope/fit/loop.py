@@ -132,13 +132,13 @@ class GroupFit:
                  clean: torch.Tensor | None, operator: Operator | None, callbacks: list[list[Callback]],
                  ssim: bool) -> None:
         self.operator = operator or Identity()
-        check_inputs(spec, target, config, clean)
+        check_inputs(spec, target, config, clean, self.operator)
         self.spec, self.config, self.ssim, self.R = spec, config, ssim, len(seeds)
-        self.shape = tuple(target.shape)
+        self.shape = self.operator.domain_shape(target.shape)  # the network's output, cropped
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.channels_last = resolve_layout(config.channels_last, self.precision, self.device) and spec.family == "skip"
-        out_shape, self.padding = padded_shape(spec, target.shape)
+        out_shape, self.padding = padded_shape(spec, self.shape)
         check_memory(spec, out_shape, self.R, config.pixel_batch, self.device)
         if config.fast:
             enable_fast_math(self.device)

@@ -10,6 +10,7 @@ import torch
 from ..errors import DipscopeError
 from ..images import centred_padding, check_min_size
 from ..models import ModelSpec, coordinate_grid, estimate_memory, input_shape
+from ..physics.operators import Identity, Operator
 from .types import FitConfig
 
 
@@ -47,12 +48,18 @@ def padded_shape(spec: ModelSpec, shape: Sequence[int]) -> tuple[tuple[int, int,
     return (c, h + padding[2] + padding[3], w + padding[0] + padding[1]), padding
 
 
-def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None = None) -> None:
-    """Refuse a fit that cannot run (bad settings, a target the network cannot take), before any step."""
+def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean: torch.Tensor | None = None,
+                 operator: Operator | None = None) -> None:
+    """Refuse a fit that cannot run (bad settings, a target the network cannot take), before any step.
+
+    The network outputs an image of the operator's domain shape (the target's, except for
+    super-resolution); the clean reference must have that shape."""
     config.validate()
     if target.ndim != 3:
         raise DipscopeError(f"the target must be a (C, H, W) image, got shape {tuple(target.shape)}")
-    _, h, w = target.shape
+    operator = operator or Identity()
+    shape = operator.domain_shape(target.shape)
+    _, h, w = shape
     if spec.family == "skip" and min(h, w) < spec.min_side:
         fit_levels = 0
         while fit_levels < spec.levels and spec.with_levels(fit_levels + 1).min_side <= min(h, w):
@@ -62,10 +69,13 @@ def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean
         raise DipscopeError(f"image is {h}×{w} px but the {spec.levels}-level network needs at least {need} per side; "
                             f"{fits} (--levels)")
     check_min_size(h, w, spec.min_side, f"the {spec.family} model")
-    if clean is not None and clean.shape != target.shape:
-        raise DipscopeError(f"the clean image is {tuple(clean.shape)} but the target is {tuple(target.shape)}")
+    if clean is not None and tuple(clean.shape) != tuple(shape):
+        what = "the target" if tuple(shape) == tuple(target.shape) else "the restored image"
+        raise DipscopeError(f"the clean image is {tuple(clean.shape)} but {what} is {tuple(shape)}")
     if config.pixel_batch and spec.input_kind != "coordinates":
         raise DipscopeError("pixel minibatches need a coordinate model (relunet)")
+    if config.pixel_batch and not operator.pixelwise:
+        raise DipscopeError(f"pixel minibatches need a pixel-wise forward operator, not {type(operator).__name__}")
 
 
 def check_memory(spec: ModelSpec, out_shape: tuple[int, int, int], runs: int, pixel_batch: int | None,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..fit import Callback, FitState
+from ..physics.operators import Operator
 from .rules import DEFAULT_RETURN_EMA, Delayed, Rule, make_rule
 from .signals import Context, Probe
 
@@ -38,7 +39,9 @@ class EarlyStopping(Callback):
     """Runs ``rule`` inside the fit; asks the loop to stop when the rule says so.
 
     ``sigma`` (the image's [0, 1] scale) is the noise level if known, else it is estimated from
-    ``target``. After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
+    ``target``. With a forward ``operator`` ``A`` (deblurring), the rule's probe sees ``A(x_t)``
+    and ``A(x̄_t)`` — the measurement the output predicts — so that the discrepancy
+    ``||y − A(x_t)||² / N`` is compared with σ²; the returned image is still ``x_t`` (or ``x̄_t``). After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
     step when ``return_ema`` and the fit keeps an EMA, else the raw output.
 
     When the fit ends before the rule stops it (its step limit, or an interrupt) and the rule
@@ -53,9 +56,10 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, rule: Rule | str, target: torch.Tensor, sigma: float | None = None,
-                 return_ema: bool = DEFAULT_RETURN_EMA, every: int = 1) -> None:
+                 return_ema: bool = DEFAULT_RETURN_EMA, every: int = 1, operator: Operator | None = None) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
         self.target = target
+        self.operator = operator
         self.sigma = sigma
         self.return_ema = return_ema
         self.every = every
@@ -77,7 +81,7 @@ class EarlyStopping(Callback):
             self._first = False
             if state.ema is None and isinstance(self.rule, Delayed):
                 self.rule.delay = 0  # the lag is for the EMA; without one there is nothing to wait for
-        obs = self.probe(state.step, state.output, state.ema, state.loss)
+        obs = self.probe(state.step, self._measured(state.output), self._measured(state.ema), state.loss)
         stop = self.rule.update(obs)
         if self.rule.candidate == state.step:
             ema = state.ema
@@ -85,6 +89,14 @@ class EarlyStopping(Callback):
                           None if ema is None else ema.detach().float().cpu().clone())
         self._stopped = bool(stop)
         return self._stopped
+
+    def _measured(self, image: torch.Tensor | None) -> torch.Tensor | None:
+        """``A(x)``: what the rule compares with the measurement (``x`` itself for denoising)."""
+        if image is None or self.operator is None:
+            return image
+        if getattr(self, "_device", None) != image.device:
+            self.operator, self._device = self.operator.to(image.device), image.device
+        return self.operator(image[None].float())[0]
 
     def on_end(self, state: FitState) -> None:
         if not self._stopped:
