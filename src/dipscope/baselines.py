@@ -16,6 +16,11 @@ Super-resolution and inpainting:
 * :func:`biharmonic_fill` — scikit-image's ``inpaint_biharmonic`` of the unknown values, each
   channel with its own mask.
 
+Deblurring:
+
+* :func:`wiener_deblur` — scikit-image's ``unsupervised_wiener`` (a Wiener–Hunt deconvolution
+  whose noise and image priors are estimated by Gibbs sampling: no parameter to tune).
+
 Pure functions of (C, H, W) float tensors in [0, 1].
 """
 
@@ -96,4 +101,15 @@ def biharmonic_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     array = image.detach().cpu().double().numpy()
     missing = (known.detach().cpu().numpy() < 0.5).astype(bool)
     out = [inpaint_biharmonic(c, missing[k if missing.shape[0] > 1 else 0]) for k, c in enumerate(array)]
+    return torch.from_numpy(np.stack(out)).float().clamp(0, 1)
+
+
+def wiener_deblur(blurred: torch.Tensor, kernel: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Deconvolve every channel of ``blurred`` by ``kernel`` with scikit-image's
+    ``restoration.unsupervised_wiener`` (its Gibbs sampler seeded by ``seed``)."""
+    from skimage.restoration import unsupervised_wiener
+
+    psf = kernel.detach().cpu().double().numpy()
+    out = [unsupervised_wiener(c, psf, rng=np.random.default_rng(seed))[0]
+           for c in blurred.detach().cpu().double().numpy()]
     return torch.from_numpy(np.stack(out)).float().clamp(0, 1)
