@@ -92,12 +92,13 @@ def run(args: argparse.Namespace) -> None:
     out, names = args.out, args.images.split(",")
     make_inputs(out, names, args.size)
     common = dict(device="cpu", precision=args.precision, seed=0)
-    for name in names:
+    for name in names:  # every super-resolution first, then inpainting, then the one deblurring
         hr, lr = out / "inputs" / f"{name}-hr.png", out / "inputs" / f"{name}-lr-x4.png"
         fit_once(RestoreRequest(image=lr, out=out / "runs" / f"superres-{name}", task="superres", factor=FACTOR,
                                 clean=hr, spectra=True, steps=args.sr_steps, **common))
-        fit_once(RestoreRequest(image=hr, out=out / "runs" / f"inpaint-{name}", task="inpaint", drop=0.5,
-                                steps=args.inpaint_steps, **common))
+    for name in names:
+        fit_once(RestoreRequest(image=out / "inputs" / f"{name}-hr.png", out=out / "runs" / f"inpaint-{name}",
+                                task="inpaint", drop=0.5, steps=args.inpaint_steps, **common))
     name = names[0]
     fit_once(RestoreRequest(image=out / "inputs" / f"{name}-hr.png", out=out / "runs" / f"deblur-{name}",
                             task="deblur", kernel="gaussian:1.6", sigma=5.0, steps=args.deblur_steps, **common))
