@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,10 +25,11 @@ from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
 from ..plots import band_heatmap
-from ..runs import Task, require_complete, run_tasks
+from ..runs import Task, require_complete
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
-from .common import describe, load_inputs, markdown_table, model_choice
+from .base import Experiment
+from .common import describe, markdown_table, model_choice
 
 
 @dataclass
@@ -84,33 +85,41 @@ def _task(name: str, image: torch.Tensor, model: str, cfg: BiasConfig) -> Task:
                                           "resize": cfg.resize})
 
 
-def run(cfg: BiasConfig, out: Path, force: bool = False,
-        executor: ExecutorOptions | None = None) -> str:
+class BiasExperiment(Experiment):
+    """Per-band learning order of every model on every image."""
+
+    def check(self) -> None:
+        if self.cfg.bands < 2:
+            raise DipscopeError("--bands must be at least 2 to rank bands")
+
+    def tasks(self, inputs: Mapping[str, torch.Tensor]) -> list[Task]:
+        return [_task(name, image, model, self.cfg) for model in self.cfg.models for name, image in inputs.items()]
+
+    def report(self, out: Path, inputs: Mapping[str, torch.Tensor], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]]) -> str:
+        cfg = self.cfg
+        rows, csv_rows = [], []
+        for task in tasks:
+            s = summaries[task.key]
+            shown = ["–" if t is None else str(int(t)) for t in s["t_k"]]
+            rows.append([s["model"], s["image"], f"{s['rho']:.2f}", " ".join(shown), f"{s['final_psnr']:.1f}"])
+            csv_rows.append({"model": s["model"], "image": s["image"], "rho": s["rho"],
+                             **{f"t_{k}": ("" if t is None else t) for k, t in enumerate(s["t_k"])},
+                             "final_psnr": s["final_psnr"], "steps": s["steps"], "seconds": s["seconds"]})
+        write_csv(out / "summary.csv", csv_rows)
+        per_model = []
+        for model in cfg.models:
+            rhos = [s["rho"] for s in summaries.values() if s["model"] == model and not math.isnan(s["rho"])]
+            if rhos:
+                per_model.append([model, f"{np.mean(rhos):.2f}", f"{np.min(rhos):.2f}",
+                                  f"{sum(r >= 0.9 for r in rhos)}/{len(rhos)}"])
+        return (f"# Bias experiment: per-band learning order ({cfg.profile} profile)\n\n"
+                f"τ = {cfg.tau}, {cfg.bands} rings of equal width on r ≤ 0.5; t_k = first step with e_k < τ "
+                f"('–' = not reached, ranked last); ρ = Spearman(band index, t_k).\n\n"
+                + markdown_table(["model", "image", "ρ", "t_0 … t_K−1", "final PSNR (dB)"], rows)
+                + "\n" + markdown_table(["model", "mean ρ", "min ρ", "images with ρ ≥ 0.9"], per_model))
+
+
+def run(cfg: BiasConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv``; return the Markdown."""
-    if cfg.bands < 2:
-        raise DipscopeError("--bands must be at least 2 to rank bands")
-    images = load_inputs(cfg.images, cfg.data_dir, cfg.factor, cfg.resize)
-    tasks = [_task(name, image, model, cfg) for model in cfg.models for name, image in images.items()]
-    summaries = run_tasks(tasks, out, force=force, executor=executor)
-    rows, csv_rows = [], []
-    for task in tasks:
-        s = summaries[task.key]
-        shown = ["–" if t is None else str(int(t)) for t in s["t_k"]]
-        rows.append([s["model"], s["image"], f"{s['rho']:.2f}", " ".join(shown), f"{s['final_psnr']:.1f}"])
-        csv_rows.append({"model": s["model"], "image": s["image"], "rho": s["rho"],
-                         **{f"t_{k}": ("" if t is None else t) for k, t in enumerate(s["t_k"])},
-                         "final_psnr": s["final_psnr"], "steps": s["steps"], "seconds": s["seconds"]})
-    write_csv(out / "summary.csv", csv_rows)
-    per_model = []
-    for model in cfg.models:
-        rhos = [s["rho"] for s in summaries.values() if s["model"] == model and not math.isnan(s["rho"])]
-        if rhos:
-            per_model.append([model, f"{np.mean(rhos):.2f}", f"{np.min(rhos):.2f}",
-                              f"{sum(r >= 0.9 for r in rhos)}/{len(rhos)}"])
-    text = (f"# Bias experiment: per-band learning order ({cfg.profile} profile)\n\n"
-            f"τ = {cfg.tau}, {cfg.bands} rings of equal width on r ≤ 0.5; t_k = first step with e_k < τ "
-            f"('–' = not reached, ranked last); ρ = Spearman(band index, t_k).\n\n"
-            + markdown_table(["model", "image", "ρ", "t_0 … t_K−1", "final PSNR (dB)"], rows)
-            + "\n" + markdown_table(["model", "mean ρ", "min ρ", "images with ρ ≥ 0.9"], per_model))
-    (out / "summary.md").write_text(text)
-    return text
+    return BiasExperiment(cfg).run(out, force, executor)

@@ -5,7 +5,7 @@ the output against the clean image at every snapshot. A cell of the table is the
 snapshot* PSNR (the study's measure, an oracle: it uses the clean image to pick the step),
 as mean ± std over runs (ddof = 1), beside the published value and the difference.
 
-The degradation follows the study's data script (:func:`dipscope.degrade.denoising_pair`):
+The degradation follows the study's data script (:func:`dipscope.physics.denoising_pair`):
 shrink ×``factor`` (``study``: plain bilinear as OpenCV's ``INTER_LINEAR``; ``antialias``: a
 proper resize; ``study-distorted``: the script's swapped width/height, which distorted the
 Kodak images of the published cells), add N(0, σ²) noise on the 0–255 scale in [0, 1], clip,
@@ -15,6 +15,9 @@ clean image at the same size, optionally ignoring a border of ``crop`` pixels.
 Each (image, model, run) is one run directory ``MODEL/IMAGE/run-R``; finished ones are
 skipped on re-run, and the table is rewritten after every finished run, so a killed sweep
 resumes and its partial table is always on disk.
+
+(At ~360 lines this module is over the project's ~350: it keeps the published cells, the
+table, its settings text and its figures beside the grid, because one table needs them all.)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ..plots import bars, curves
 from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
 from ..runs.rundir import write_csv
+from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
 MODELS = ("dip", "linear-128", "linear-2048", "relunet")
@@ -146,6 +150,50 @@ def tasks_of(cfg: TableConfig, pairs: Mapping[str, tuple[torch.Tensor, torch.Ten
             for model in cfg.models for name, (clean, noisy) in pairs.items() for r in range(cfg.runs)]
 
 
+class DenoiseTable(Experiment):
+    """The denoising table: a (model, image, run) grid of fits of (clean, noisy) pairs.
+
+    Its inputs are pairs, not images, and its :meth:`run` extends the base's in the three ways
+    a long sweep needs: it plans (refusing changed settings) before it writes its inputs, it
+    rewrites the table after every finished run, and it can rebuild the table from the finished
+    runs alone (``report_only``). Its report is ``table.md``/``table.csv``.
+    """
+
+    def check(self) -> None:
+        self.cfg.validate()
+
+    def inputs(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:  # type: ignore[override]
+        return prepare(self.cfg)
+
+    def tasks(self, inputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> list[Task]:  # type: ignore[override]
+        return tasks_of(self.cfg, inputs)
+
+    def report(self, out: Path, inputs: Mapping[str, Any], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]] | None = None) -> str:
+        return write_report(self.cfg, out, tasks, self.baselines)
+
+    def run(self, out: Path, force: bool = False, executor: ExecutorOptions | None = None,
+            report_only: bool = False) -> str:
+        self.check()
+        pairs = self.inputs()
+        tasks = self.tasks(pairs)
+        plan = None if report_only else plan_tasks(tasks, out, force, executor)  # refuses before anything is written
+        self.baselines = baseline_scores(self.cfg, pairs) if self.cfg.baselines else {}
+        inputs = out / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        for name, (clean, noisy) in pairs.items():
+            write_image(inputs / f"{name}-clean.png", clean)
+            write_image(inputs / f"{name}-noisy.png", noisy)
+        if not report_only:
+            try:
+                run_tasks(tasks, out, force=force, executor=executor, plan=plan,
+                          on_done=lambda key, summary: self.report(out, pairs, tasks))
+            except TasksFailed:
+                self.report(out, pairs, tasks)
+                raise
+        return self.report(out, pairs, tasks)
+
+
 def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = False,
         executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the sweep; after each finished run rewrite ``table.md``/``table.csv``.
@@ -154,24 +202,7 @@ def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = Fa
     ``executor`` chooses who runs the fits (default: here, one after the other). If some runs
     fail after their retries, the table of the others is written before the error is raised.
     """
-    cfg.validate()
-    pairs = prepare(cfg)
-    tasks = tasks_of(cfg, pairs)
-    plan = None if report_only else plan_tasks(tasks, out, force, executor)  # refuses before anything is written
-    base = baseline_scores(cfg, pairs) if cfg.baselines else {}
-    inputs = out / "inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    for name, (clean, noisy) in pairs.items():
-        write_image(inputs / f"{name}-clean.png", clean)
-        write_image(inputs / f"{name}-noisy.png", noisy)
-    if not report_only:
-        try:
-            run_tasks(tasks, out, force=force, executor=executor, plan=plan,
-                      on_done=lambda key, summary: write_report(cfg, out, tasks, base))
-        except TasksFailed:
-            write_report(cfg, out, tasks, base)
-            raise
-    return write_report(cfg, out, tasks, base)
+    return DenoiseTable(cfg).run(out, force, executor, report_only)
 
 
 def finished(out: Path, tasks: Sequence[Task]) -> list[dict[str, Any]]:

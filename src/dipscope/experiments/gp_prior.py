@@ -16,22 +16,26 @@ Four tasks, each a resumable run directory:
 The half-width is measured above the correlation's floor (:func:`dipscope.gp.half_width`):
 ReLU outputs have a positive mean, so every sample carries a random constant offset and
 ``c(τ)`` levels off at a floor instead of decaying to 0.
+
+(This module is ~350 lines, at the project's limit: four analyses, each with its figure, and the
+``dipscope gp`` command's spec parser and kernel report, which share its measures.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .. import gp
 from ..errors import DipscopeError
 from ..models import SkipSpec
-from ..runs import ExecutorOptions, Task, run_tasks
+from ..runs import ExecutorOptions, Task
 from ..runs.rundir import write_csv
-from .common import fmt, markdown_table, PROFILES
+from .base import Experiment
+from .common import PROFILES, fmt, markdown_table
 
 # profile → length n, MC width C, MC samples S, input widths σ, depths d, levels L
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -252,37 +256,51 @@ def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     return Task("d-special-cases", work, {"part": "d", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
 
 
+class GPPriorExperiment(Experiment):
+    """Four analyses of the NNGP kernels at initialisation; no input images."""
+
+    def check(self) -> None:
+        if self.cfg.profile not in PROFILES:
+            raise DipscopeError(f"unknown profile {self.cfg.profile!r}; choose one of {', '.join(PROFILES)}")
+
+    def inputs(self) -> dict[str, Any]:
+        return {}
+
+    def tasks(self, inputs: Mapping[str, Any]) -> list[Task]:
+        s, cfg = SETTINGS[self.cfg.profile], self.cfg
+        return [_task_a(s, cfg), _task_b(s, cfg), _task_c(s, cfg), _task_d(s, cfg)]
+
+    def report(self, out: Path, inputs: Mapping[str, Any], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]]) -> str:
+        cfg, s = self.cfg, SETTINGS[self.cfg.profile]
+        a = summaries["a-conv-relu"]["rows"]
+        b = summaries["b-encoder-decoder"]["rows"]
+        dd = summaries["d-special-cases"]["rows"]
+        text = (f"# gp-prior: DIP at initialisation as a Gaussian process ({cfg.profile} profile)\n\n"
+                + (f"MC: {s['samples']} random networks of width {s['width']} (seed {cfg.seed}); max |Δc| over τ ≤ {ERR_LAG}; "
+                   if cfg.monte_carlo else "Analytic kernels only (no Monte Carlo); ")
+                + "half-width = lag where c(τ) falls halfway from 1 to its floor (min of c over τ ≤ n/2); "
+                "low share = share of the non-DC power at ω ≤ 0.1 cycles/sample (white noise: ≈ 0.2).\n\n"
+                f"## (a) conv-ReLU, 3-tap, smoothed input (n = {s['n']})\n\n"
+                + markdown_table(["σ", "d", "half-width GP", "half-width MC", "floor", "max |Δc|", "SE"],
+                                 [[r["sigma"], r["depth"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
+                                   f"{r['floor']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f")] for r in a])
+                + f"\n## (b) encoder-decoder, white input (n = {summaries['b-encoder-decoder']['n']})\n\n"
+                + markdown_table(["upsampling", "L", "half-width GP", "half-width MC", "floor", "low share (ω ≤ 0.1)",
+                                  "max |Δc|", "SE", "half-width GP+BN", "floor GP+BN"],
+                                 [[r["upsample"], r["levels"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
+                                   f"{r['floor']:.3f}", f"{r['low_share']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f"),
+                                   fmt(r["half_width_bn"]), f"{r['floor_bn']:.3f}"] for r in b])
+                + "\n## (d) special cases (NNGP only)\n\n"
+                + markdown_table(["model", "c(1)", "c(8)", "floor", "half-width", "low share (ω ≤ 0.1)"],
+                                 [[r["model"], f"{r['c1']:.3f}", f"{r['c8']:.3f}", f"{r['floor']:.3f}",
+                                   fmt(r["half_width"]), f"{r['low_share']:.3f}"] for r in dd]))
+        return text
+
+
 def run(cfg: GPPriorConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the four tasks; write ``summary.md``; return it."""
-    if cfg.profile not in PROFILES:
-        raise DipscopeError(f"unknown profile {cfg.profile!r}; choose one of {', '.join(PROFILES)}")
-    s = SETTINGS[cfg.profile]
-    tasks = [_task_a(s, cfg), _task_b(s, cfg), _task_c(s, cfg), _task_d(s, cfg)]
-    res = run_tasks(tasks, out, force=force, executor=executor)
-    a = res["a-conv-relu"]["rows"]
-    b = res["b-encoder-decoder"]["rows"]
-    dd = res["d-special-cases"]["rows"]
-    text = (f"# gp-prior: DIP at initialisation as a Gaussian process ({cfg.profile} profile)\n\n"
-            + (f"MC: {s['samples']} random networks of width {s['width']} (seed {cfg.seed}); max |Δc| over τ ≤ {ERR_LAG}; "
-               if cfg.monte_carlo else "Analytic kernels only (no Monte Carlo); ")
-            + "half-width = lag where c(τ) falls halfway from 1 to its floor (min of c over τ ≤ n/2); "
-            "low share = share of the non-DC power at ω ≤ 0.1 cycles/sample (white noise: ≈ 0.2).\n\n"
-            f"## (a) conv-ReLU, 3-tap, smoothed input (n = {s['n']})\n\n"
-            + markdown_table(["σ", "d", "half-width GP", "half-width MC", "floor", "max |Δc|", "SE"],
-                             [[r["sigma"], r["depth"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f")] for r in a])
-            + f"\n## (b) encoder-decoder, white input (n = {res['b-encoder-decoder']['n']})\n\n"
-            + markdown_table(["upsampling", "L", "half-width GP", "half-width MC", "floor", "low share (ω ≤ 0.1)",
-                              "max |Δc|", "SE", "half-width GP+BN", "floor GP+BN"],
-                             [[r["upsample"], r["levels"], fmt(r["half_width"]), fmt(r["half_width_mc"]),
-                               f"{r['floor']:.3f}", f"{r['low_share']:.3f}", fmt(r["max_abs_dc"], ".4f"), fmt(r["se"], ".4f"),
-                               fmt(r["half_width_bn"]), f"{r['floor_bn']:.3f}"] for r in b])
-            + "\n## (d) special cases (NNGP only)\n\n"
-            + markdown_table(["model", "c(1)", "c(8)", "floor", "half-width", "low share (ω ≤ 0.1)"],
-                             [[r["model"], f"{r['c1']:.3f}", f"{r['c8']:.3f}", f"{r['floor']:.3f}",
-                               fmt(r["half_width"]), f"{r['low_share']:.3f}"] for r in dd]))
-    (out / "summary.md").write_text(text)
-    return text
+    return GPPriorExperiment(cfg).run(out, force, executor)
 
 
 def model_spec(text: str) -> gp.GPSpec:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,9 +41,10 @@ from ..fit import fit
 from ..metrics import psnr
 from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
-from ..runs import ExecutorOptions, Task, require_complete, run_tasks
+from ..runs import ExecutorOptions, Task, require_complete
 from ..runs.rundir import write_csv
-from .common import crop_side, describe, fmt, load_inputs, markdown_table, model_choice
+from .base import Experiment
+from .common import crop_side, describe, fmt, markdown_table, model_choice
 
 NOISES = ("lowfreq", "white")
 # The study's snapshot iterations (Fig. "low-frequency noise"): DIP and ReLUNet.
@@ -171,60 +172,78 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
 # --------------------------------------------------------------------------------------------
 
 
+class LowFreqExperiment(Experiment):
+    """Every model on every image, with white and with low-frequency noise of the same σ."""
+
+    default_images = ("set:barbara",)
+
+    def check(self) -> None:
+        cfg = self.cfg
+        if not 0 < cfg.fc < 0.5:
+            raise DipscopeError("--fc must be in (0, 0.5) cycles/pixel")
+        if cfg.sigma <= 0:
+            raise DipscopeError("--sigma must be > 0")
+        for kind in cfg.noises:
+            if kind not in NOISES:
+                raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
+
+    def rings(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float, float]]:
+        """Each image's texture band (from its clean spectrum)."""
+        return {name: spectral.texture_band(image, min_freq=max(2 * self.cfg.fc, 0.06))
+                for name, image in inputs.items()}
+
+    def tasks(self, inputs: Mapping[str, torch.Tensor]) -> list[Task]:
+        cfg, rings = self.cfg, self.rings(inputs)
+        return [_task(name, image, model, kind, cfg, rings[name])
+                for name, image in inputs.items() for model in cfg.models for kind in cfg.noises]
+
+    def report(self, out: Path, inputs: Mapping[str, torch.Tensor], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]]) -> str:
+        cfg = self.cfg
+        for name, image in inputs.items():
+            keys = [t.key for t in tasks if summaries[t.key]["image"] == name]
+            plot_grid(out, name, image, keys, summaries, cfg)
+            plot_psnr(out, name, keys, summaries)
+            plot_bandfit(out, name, keys, summaries, cfg.tau)
+        rows, csv_rows = [], []
+        for task in tasks:
+            s = summaries[task.key]
+            rows.append([s["model"], s["image"], s["noise"], fmt(s["noisy_psnr"]), fmt(s["best_psnr"]),
+                         fmt(s["best_step"]), fmt(s["gain"]), fmt(s["final_psnr"]), fmt(s["t_noise_band"]),
+                         fmt(s["t_texture_band"]), fmt(s["final_noise_left"]["noise"]),
+                         fmt(s["final_noise_left"]["all"])])
+            csv_rows.append({k: s[k] for k in ("model", "image", "noise", "noisy_psnr", "best_psnr", "best_step", "gain",
+                                               "final_psnr", "t_noise_band", "t_texture_band", "t_texture_band_clean",
+                                               "t_all_noise", "steps", "seconds")}
+                            | {"texture_low": s["texture_band"][0], "texture_peak": s["texture_band"][1],
+                               "texture_high": s["texture_band"][2],
+                               "noise_left_noise_band": s["final_noise_left"]["noise"],
+                               "noise_left_all": s["final_noise_left"]["all"]})
+        write_csv(out / "summary.csv", csv_rows)
+        gains = []
+        for model in cfg.models:
+            for name in inputs:
+                g = {s["noise"]: s["gain"] for s in summaries.values() if s["model"] == model and s["image"] == name}
+                if "white" in g and "lowfreq" in g:
+                    gains.append([model, name, fmt(g["white"]), fmt(g["lowfreq"]), fmt(g["white"] - g["lowfreq"])])
+        ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in self.rings(inputs).items())
+        text = (f"# Low-frequency vs white noise ({cfg.profile} profile)\n\n"
+                f"σ = {cfg.sigma:g}/255 (both noises, each rescaled to sample std exactly σ), f_c = {cfg.fc:.4f} "
+                f"cycles/pixel, {'clipped' if cfg.clip else 'not clipped'}; crop {cfg.crop_side or 'none'}; τ = {cfg.tau}. "
+                f"Texture band (from the clean spectrum): {ring_text}. "
+                "t_noise = first step at which less than τ of the noise energy in 0 < r ≤ f_c is left unfitted; "
+                "t_texture = first step at which the texture band's relative error vs the target is below τ "
+                "('–' = not within the run).\n\n"
+                + markdown_table(["model", "image", "noise", "noisy PSNR", "best PSNR", "best step", "gain (dB)",
+                                  "final PSNR", "t_noise", "t_texture", "noise left (noise band)",
+                                  "noise left (all r>0)"], rows)
+                + "\n" + markdown_table(["model", "image", "gain white (dB)", "gain low-freq (dB)", "difference"], gains))
+        return text
+
+
 def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
-    if not 0 < cfg.fc < 0.5:
-        raise DipscopeError("--fc must be in (0, 0.5) cycles/pixel")
-    if cfg.sigma <= 0:
-        raise DipscopeError("--sigma must be > 0")
-    for kind in cfg.noises:
-        if kind not in NOISES:
-            raise DipscopeError(f"unknown noise {kind!r}; choose lowfreq or white")
-    images = load_inputs(cfg.images or ["set:barbara"], cfg.data_dir, crop=cfg.crop_side)
-    rings = {name: spectral.texture_band(image, min_freq=max(2 * cfg.fc, 0.06)) for name, image in images.items()}
-    tasks = [_task(name, image, model, kind, cfg, rings[name])
-             for name, image in images.items() for model in cfg.models for kind in cfg.noises]
-    summaries = run_tasks(tasks, out, force=force, executor=executor)
-    for name, image in images.items():
-        keys = [t.key for t in tasks if summaries[t.key]["image"] == name]
-        plot_grid(out, name, image, keys, summaries, cfg)
-        plot_psnr(out, name, keys, summaries)
-        plot_bandfit(out, name, keys, summaries, cfg.tau)
-    rows, csv_rows = [], []
-    for task in tasks:
-        s = summaries[task.key]
-        rows.append([s["model"], s["image"], s["noise"], fmt(s["noisy_psnr"]), fmt(s["best_psnr"]),
-                     fmt(s["best_step"]), fmt(s["gain"]), fmt(s["final_psnr"]), fmt(s["t_noise_band"]),
-                     fmt(s["t_texture_band"]), fmt(s["final_noise_left"]["noise"]),
-                     fmt(s["final_noise_left"]["all"])])
-        csv_rows.append({k: s[k] for k in ("model", "image", "noise", "noisy_psnr", "best_psnr", "best_step", "gain",
-                                           "final_psnr", "t_noise_band", "t_texture_band", "t_texture_band_clean",
-                                           "t_all_noise", "steps", "seconds")}
-                        | {"texture_low": s["texture_band"][0], "texture_peak": s["texture_band"][1],
-                           "texture_high": s["texture_band"][2],
-                           "noise_left_noise_band": s["final_noise_left"]["noise"],
-                           "noise_left_all": s["final_noise_left"]["all"]})
-    write_csv(out / "summary.csv", csv_rows)
-    gains = []
-    for model in cfg.models:
-        for name in images:
-            g = {s["noise"]: s["gain"] for s in summaries.values() if s["model"] == model and s["image"] == name}
-            if "white" in g and "lowfreq" in g:
-                gains.append([model, name, fmt(g["white"]), fmt(g["lowfreq"]), fmt(g["white"] - g["lowfreq"])])
-    ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in rings.items())
-    text = (f"# Low-frequency vs white noise ({cfg.profile} profile)\n\n"
-            f"σ = {cfg.sigma:g}/255 (both noises, each rescaled to sample std exactly σ), f_c = {cfg.fc:.4f} "
-            f"cycles/pixel, {'clipped' if cfg.clip else 'not clipped'}; crop {cfg.crop_side or 'none'}; τ = {cfg.tau}. "
-            f"Texture band (from the clean spectrum): {ring_text}. "
-            "t_noise = first step at which less than τ of the noise energy in 0 < r ≤ f_c is left unfitted; "
-            "t_texture = first step at which the texture band's relative error vs the target is below τ "
-            "('–' = not within the run).\n\n"
-            + markdown_table(["model", "image", "noise", "noisy PSNR", "best PSNR", "best step", "gain (dB)",
-                              "final PSNR", "t_noise", "t_texture", "noise left (noise band)",
-                              "noise left (all r>0)"], rows)
-            + "\n" + markdown_table(["model", "image", "gain white (dB)", "gain low-freq (dB)", "difference"], gains))
-    (out / "summary.md").write_text(text)
-    return text
+    return LowFreqExperiment(cfg).run(out, force, executor)
 
 
 def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], summaries: dict[str, Any],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,9 +28,10 @@ from ..fit import fit_runs
 from ..images import write_image
 from ..metrics import trajectory_distance
 from ..plots import curves
-from ..runs import Task, require_complete, run_tasks
+from ..runs import Task, require_complete
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
+from .base import Experiment
 from .common import describe, fmt, load_inputs, markdown_table, model_choice
 
 
@@ -190,38 +191,49 @@ def pattern_fraction(name: str) -> float | None:
         return None
 
 
+class TrajectoryExperiment(Experiment):
+    """Two runs from different seeds on every image, and where they meet."""
+
+    def inputs(self) -> dict[str, torch.Tensor]:
+        return load_inputs(self.cfg.images, self.cfg.data_dir, pattern_size=self.cfg.size)
+
+    def tasks(self, inputs: Mapping[str, torch.Tensor]) -> list[Task]:
+        return [_task(name, image, self.cfg) for name, image in inputs.items()]
+
+    def report(self, out: Path, inputs: Mapping[str, torch.Tensor], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]]) -> str:
+        cfg = self.cfg
+        rows, csv_rows, xs, ys, marks = [], [], {}, {}, {}
+        for task in tasks:
+            s = summaries[task.key]
+            label = s["image"]
+            xs[label], ys[label] = s["steps"], s["d_smoothed"]
+            marks[label] = [s[k] for k in ("first_min_step", "peak_step") if s.get(k) is not None]
+            rows.append([label, s["first_min_step"], fmt(s["first_min_d"], ".4g"), s["peak_step"], fmt(s["peak_d"], ".4g"),
+                         fmt(s["rise"], ".4g"), fmt(s["rise_ratio"], ".4g"), s["final_min_step"],
+                         fmt(s.get("first_meeting_high_power_ratio"), ".4g")])
+            csv_rows.append({k: v for k, v in s.items() if k not in ("steps", "d_smoothed")})
+        write_csv(out / "summary.csv", csv_rows)
+        curves(xs, ys, out / "distance.png", f"d(t) = ||x¹_t − x²_t||² ({cfg.model}, {cfg.profile} profile, "
+               f"median over {cfg.smooth})", "step", "squared distance between the two runs", logy=True, marks=marks)
+        fractions = [(pattern_fraction(s["image"]), s["rise"]) for s in summaries.values()]
+        fractions = [(f, r) for f, r in fractions if f is not None]
+        if len(fractions) > 2:
+            rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions])
+            correlation = f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n"
+        else:
+            correlation = (f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images "
+                           f"({len(fractions)} here).\n")
+        text = (f"# Trajectory experiment: two runs, {cfg.model}, {cfg.profile} profile\n\n"
+                "d(t) smoothed by a centred moving median; rise = d(peak) − d(first minimum); high-power ratio = "
+                "power above 0.25 cycles/pixel of the two outputs at the first minimum over the target's.\n\n"
+                + markdown_table(["image", "first min step", "d there", "peak step", "d peak", "rise", "peak/min",
+                                  "final min step", "high-power ratio at first min"], rows)
+                + correlation)
+        return text
+
+
 def run(cfg: TrajectoryConfig, out: Path, force: bool = False,
         executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``, ``summary.csv`` and ``distance.png``."""
-    images = load_inputs(cfg.images, cfg.data_dir, pattern_size=cfg.size)
-    tasks = [_task(name, image, cfg) for name, image in images.items()]
-    summaries = run_tasks(tasks, out, force=force, executor=executor)
-    rows, csv_rows, xs, ys, marks = [], [], {}, {}, {}
-    for task in tasks:
-        s = summaries[task.key]
-        label = s["image"]
-        xs[label], ys[label] = s["steps"], s["d_smoothed"]
-        marks[label] = [s[k] for k in ("first_min_step", "peak_step") if s.get(k) is not None]
-        rows.append([label, s["first_min_step"], fmt(s["first_min_d"], ".4g"), s["peak_step"], fmt(s["peak_d"], ".4g"),
-                     fmt(s["rise"], ".4g"), fmt(s["rise_ratio"], ".4g"), s["final_min_step"],
-                     fmt(s.get("first_meeting_high_power_ratio"), ".4g")])
-        csv_rows.append({k: v for k, v in s.items() if k not in ("steps", "d_smoothed")})
-    write_csv(out / "summary.csv", csv_rows)
-    curves(xs, ys, out / "distance.png", f"d(t) = ||x¹_t − x²_t||² ({cfg.model}, {cfg.profile} profile, "
-           f"median over {cfg.smooth})", "step", "squared distance between the two runs", logy=True, marks=marks)
-    fractions = [(pattern_fraction(s["image"]), s["rise"]) for s in summaries.values()]
-    fractions = [(f, r) for f, r in fractions if f is not None]
-    if len(fractions) > 2:
-        rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions])
-        correlation = f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n"
-    else:
-        correlation = (f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images "
-                       f"({len(fractions)} here).\n")
-    text = (f"# Trajectory experiment: two runs, {cfg.model}, {cfg.profile} profile\n\n"
-            "d(t) smoothed by a centred moving median; rise = d(peak) − d(first minimum); high-power ratio = "
-            "power above 0.25 cycles/pixel of the two outputs at the first minimum over the target's.\n\n"
-            + markdown_table(["image", "first min step", "d there", "peak step", "d peak", "rise", "peak/min",
-                              "final min step", "high-power ratio at first min"], rows)
-            + correlation)
-    (out / "summary.md").write_text(text)
-    return text
+    return TrajectoryExperiment(cfg).run(out, force, executor)

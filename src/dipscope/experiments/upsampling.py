@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,9 +40,10 @@ from ..errors import DipscopeError
 from ..fit import fit
 from ..metrics import psnr
 from ..models import SkipSpec
-from ..runs import ExecutorOptions, Task, require_complete, run_tasks
+from ..runs import ExecutorOptions, Task, require_complete
 from ..runs.rundir import write_csv
-from .common import crop_side, describe, fmt, load_inputs, markdown_table, model_choice
+from .base import Experiment
+from .common import crop_side, describe, fmt, markdown_table, model_choice
 
 MODES = ("nearest", "bilinear", "transposed")
 STRIDES = (2, 4, 8, 16, 32)
@@ -170,49 +171,65 @@ def _task(name: str, image: torch.Tensor, key: str, spec: SkipSpec, config, cfg:
                                         "hf_cutoff": cfg.hf_cutoff, "init_seeds": cfg.init_seeds, "at_steps": at})
 
 
+class UpsamplingExperiment(Experiment):
+    """Upsampling modes and strides of the encoder-decoder on every image."""
+
+    default_images = ("set:barbara",)
+
+    def check(self) -> None:
+        cfg = self.cfg
+        if not 0 < cfg.hf_cutoff < 0.5:
+            raise DipscopeError("--hf-cutoff must be in (0, 0.5) cycles/pixel")
+        if cfg.stride_mode not in MODES:
+            raise DipscopeError(f"unknown upsampling {cfg.stride_mode!r}; choose nearest, bilinear or transposed")
+        if cfg.init_seeds < 1:
+            raise DipscopeError("--init-seeds must be at least 1")
+
+    def tasks(self, inputs: Mapping[str, torch.Tensor]) -> list[Task]:
+        cfg = self.cfg
+        base, config = base_model(cfg)
+        tasks: list[Task] = []
+        self.keys_of: dict[str, list[str]] = {}
+        for name, image in inputs.items():
+            archs = settings(cfg, base, min(image.shape[1:]))
+            self.keys_of[name] = list(archs)
+            tasks += [_task(name, image, key, spec, config, cfg) for key, spec in archs.items()]
+        return tasks
+
+    def report(self, out: Path, inputs: Mapping[str, torch.Tensor], tasks: Sequence[Task],
+               summaries: Mapping[str, dict[str, Any]]) -> str:
+        cfg = self.cfg
+        text = f"# Upsampling modes and strides ({cfg.profile} profile)\n\n"
+        csv_rows = []
+        for name, image in inputs.items():
+            keys = self.keys_of[name]
+            ss = {k: summaries[f"{k}/{name}"] for k in keys}
+            at = ss[keys[0]]["at_steps"]
+            plot_all(out, name, image, keys, ss, cfg)
+            rows = []
+            for k in keys:
+                s = ss[k]
+                rows.append([k, s["architecture"], s["n_parameters"], fmt(s["init_hf_fraction"], ".4f")]
+                            + [fmt(v, ".4f") for v in s["hf_fraction"]] + [fmt(v, ".3f") for v in s["radius"]]
+                            + [fmt(s["final_psnr"])])
+                csv_rows.append({"image": name, "setting": k, "architecture": s["architecture"],
+                                 "n_parameters": s["n_parameters"], "init_hf_fraction": s["init_hf_fraction"]}
+                                | {f"hf_{t}": v for t, v in zip(at, s["hf_fraction"])}
+                                | {f"radius_{t}": v for t, v in zip(at, s["radius"])}
+                                | {"final_psnr": s["final_psnr"], "seconds": s["seconds"]})
+            text += (f"## {name} {tuple(image.shape[1:])}\n\n"
+                     f"h = fraction of the output's non-DC power at r > {cfg.hf_cutoff} cycles/pixel (smaller = "
+                     f"smoother); r = low-error radius (τ = {cfg.tau}, {cfg.bands} rings).\n\n"
+                     + markdown_table(["setting", "architecture", "parameters", "h at init"]
+                                      + [f"h @ {t}" for t in at] + [f"r @ {t}" for t in at] + ["final PSNR"], rows)
+                     + "\n" + ordering_text(ss, at) + "\n")
+        write_csv(out / "summary.csv", csv_rows)
+        return text
+
+
 def run(cfg: UpsamplingConfig, out: Path, force: bool = False, executor: ExecutorOptions | None = None) -> str:
     """Run (or resume) the experiment; write ``summary.md``/``summary.csv`` and figures."""
-    if not 0 < cfg.hf_cutoff < 0.5:
-        raise DipscopeError("--hf-cutoff must be in (0, 0.5) cycles/pixel")
-    if cfg.stride_mode not in MODES:
-        raise DipscopeError(f"unknown upsampling {cfg.stride_mode!r}; choose nearest, bilinear or transposed")
-    if cfg.init_seeds < 1:
-        raise DipscopeError("--init-seeds must be at least 1")
-    base, config = base_model(cfg)
-    images = load_inputs(cfg.images or ["set:barbara"], cfg.data_dir, crop=cfg.crop_side)
-    tasks, keys_of = [], {}
-    for name, image in images.items():
-        archs = settings(cfg, base, min(image.shape[1:]))
-        keys_of[name] = list(archs)
-        tasks += [_task(name, image, key, spec, config, cfg) for key, spec in archs.items()]
-    summaries = run_tasks(tasks, out, force=force, executor=executor)
-    text = f"# Upsampling modes and strides ({cfg.profile} profile)\n\n"
-    csv_rows = []
-    for name, image in images.items():
-        keys = keys_of[name]
-        ss = {k: summaries[f"{k}/{name}"] for k in keys}
-        at = ss[keys[0]]["at_steps"]
-        plot_all(out, name, image, keys, ss, cfg)
-        rows = []
-        for k in keys:
-            s = ss[k]
-            rows.append([k, s["architecture"], s["n_parameters"], fmt(s["init_hf_fraction"], ".4f")]
-                        + [fmt(v, ".4f") for v in s["hf_fraction"]] + [fmt(v, ".3f") for v in s["radius"]]
-                        + [fmt(s["final_psnr"])])
-            csv_rows.append({"image": name, "setting": k, "architecture": s["architecture"],
-                             "n_parameters": s["n_parameters"], "init_hf_fraction": s["init_hf_fraction"]}
-                            | {f"hf_{t}": v for t, v in zip(at, s["hf_fraction"])}
-                            | {f"radius_{t}": v for t, v in zip(at, s["radius"])}
-                            | {"final_psnr": s["final_psnr"], "seconds": s["seconds"]})
-        text += (f"## {name} {tuple(image.shape[1:])}\n\n"
-                 f"h = fraction of the output's non-DC power at r > {cfg.hf_cutoff} cycles/pixel (smaller = "
-                 f"smoother); r = low-error radius (τ = {cfg.tau}, {cfg.bands} rings).\n\n"
-                 + markdown_table(["setting", "architecture", "parameters", "h at init"]
-                                  + [f"h @ {t}" for t in at] + [f"r @ {t}" for t in at] + ["final PSNR"], rows)
-                 + "\n" + ordering_text(ss, at) + "\n")
-    write_csv(out / "summary.csv", csv_rows)
-    (out / "summary.md").write_text(text)
-    return text
+    return UpsamplingExperiment(cfg).run(out, force, executor)
 
 
 def ordering_text(ss: dict[str, dict[str, Any]], at: Sequence[int]) -> str:
