@@ -19,7 +19,9 @@ What a notebook imports (each name is loaded on first use, so ``import dipscope`
   :mod:`dipscope.spectral`;
 * end to end: :func:`restore` with :class:`RestoreRequest` (what ``dipscope restore`` and
   ``dipscope denoise`` run; ``denoise`` and ``DenoiseRequest`` are the same objects under their
-  first names).
+  first names);
+* deepinv: :class:`DeepImagePrior` (``model(y, physics)``) and :class:`PhysicsOperator`
+  (:mod:`dipscope.interop`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _PUBLIC = {
     "SpectralObserver": "callbacks", "TrajectoryRecorder": "callbacks", "PSNRTracker": "callbacks",
     "psnr": "metrics", "ssim": "metrics",
     "restore": "restore", "RestoreRequest": "restore", "denoise": "restore", "DenoiseRequest": "restore",
+    "DeepImagePrior": "interop", "PhysicsOperator": "interop",
     "DipscopeError": "errors",
 }
 
