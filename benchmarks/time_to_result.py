@@ -1,10 +1,15 @@
 """Time to the denoised image, per image and σ: ``dipscope denoise`` with its defaults against the
 original protocol (the ``ulyanov2018`` preset in reference mode, 3 000 steps). See
-:mod:`dipscope.time_to_result`; this is ``dipscope bench --time-to-result`` with a file output.
+:mod:`dipscope.time_to_result`; this is ``dipscope bench --time-to-result`` with file outputs.
 
     python benchmarks/time_to_result.py --md benchmarks/time-to-result.md            # hours on a CPU
-    python benchmarks/time_to_result.py --measure-steps 100 --md …                    # reference time extrapolated
     python benchmarks/time_to_result.py --quick                                        # a smoke run, a minute
+
+Split into parts kept under --out, so that the long untimed part runs in the background and
+the timed parts on a quiet machine:
+
+    OMP_NUM_THREADS=1 python benchmarks/time_to_result.py --out DIR --crop 128 --parts original
+    python benchmarks/time_to_result.py --out DIR --crop 128 --measure-steps 50 --parts timing,ours --md FILE
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dipscope.time_to_result import TimeToResult, run
+from dipscope.time_to_result import PARTS, SKIMAGE_PHOTOS, TimeToResult, run
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigmas", default="15,25,50")
+    parser.add_argument("--images", default=",".join(SKIMAGE_PHOTOS))
+    parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--measure-steps", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="keep (and reuse) every measured part here")
+    parser.add_argument("--parts", default=",".join(PARTS), help="which parts to measure now")
     parser.add_argument("--data-dir", default=None, help="also the cbm3d9 images ×4 from this folder")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true")
@@ -27,8 +36,10 @@ if __name__ == "__main__":
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     cfg = TimeToResult.quick() if args.quick else TimeToResult(
-        sigmas=tuple(float(v) for v in args.sigmas.split(",")), measure_steps=args.measure_steps)
-    rows, text = run(replace(cfg, device=args.device), data_dir=args.data_dir)
+        images=tuple(args.images.split(",")), sigmas=tuple(float(v) for v in args.sigmas.split(",")),
+        crop=args.crop, measure_steps=args.measure_steps)
+    cfg = replace(cfg, device=args.device, out=args.out, parts=tuple(args.parts.split(",")))
+    rows, text = run(cfg, data_dir=args.data_dir)
     if args.md:
         args.md.write_text(text)
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -152,10 +153,15 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="50 measured steps"):
         run(TimeToResult(measure_steps=20))
     cfg = TimeToResult(images=("camera",), sigmas=(25.0,), crop=64, reference_steps=60, measure_steps=50,
-                       max_steps=10, levels=3, device="cpu")
-    rows, text = run(cfg)
+                       max_steps=10, levels=3, device="cpu", out=tmp_path / "ttr", parts=("original",))
+    rows, text = run(cfg)  # the untimed part alone: no row yet
+    assert rows == [] and "No (image, σ)" in text
+    kept = tmp_path / "ttr" / "camera-s25" / "original.json"
+    before = kept.read_text()
+    rows, text = run(replace(cfg, parts=("timing", "ours")))  # the timed parts later, the first one reused
     (row,) = rows
-    assert row["reference_steps_run"] == 50 and row["reference_time_extrapolated"]
+    assert kept.read_text() == before
+    assert row["reference_steps_run"] == 60 and row["reference_time_extrapolated"]
     assert row["reference_seconds"] > 0 and row["ours_seconds"] > 0 and row["ours_step"] <= 10
     assert row["time_ratio"] == pytest.approx(row["reference_seconds"] / row["ours_seconds"])
-    assert "extrapolated from 50 measured steps" in text and "Machine:" in text
+    assert "50 timed steps" in text and "Machine:" in text

@@ -11,6 +11,14 @@ For every image and noise level σ:
   time — measured over the steps actually run and, when fewer than ``reference_steps`` were run
   (``measure_steps``), extrapolated linearly (the table says so).
 
+The three measurements of every (image, σ) are separate *parts*, so that each can run where it
+belongs: ``original`` (the full reference run: its PSNRs — untimed work that can run in the
+background, one thread), ``timing`` (``measure_steps`` reference steps, timed: run it on a quiet
+machine) and ``ours`` (timed: quiet machine). With ``out`` each part is kept as
+``out/IMAGE-sSIGMA/PART.json`` and reused on the next call, so the benchmark resumes and its
+parts can be run at different times (``parts``). The original protocol's time is the timing
+part's seconds per step × ``reference_steps`` where it exists, else the full run's own time.
+
 Images: 256×256 centre crops of scikit-image's bundled photographs (no download), plus the
 cbm3d9 images ×4 (``study`` resize) when a data directory holds them. The report names the
 machine (CPU model and whether it has native bf16, torch, threads): a ratio holds only where it
@@ -19,6 +27,7 @@ was measured.
 
 from __future__ import annotations
 
+import json
 import platform
 import tempfile
 import time
@@ -42,6 +51,9 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_
 REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
 
 
+PARTS = ("original", "timing", "ours")
+
+
 @dataclass
 class TimeToResult:
     """Settings of the benchmark (``--quick`` shrinks everything to a smoke run)."""
@@ -50,11 +62,13 @@ class TimeToResult:
     sigmas: Sequence[float] = (15.0, 25.0, 50.0)
     crop: int = 256
     reference_steps: int = 3000
-    measure_steps: int | None = None  # run only this many reference steps and extrapolate the time
+    measure_steps: int | None = None  # time only this many reference steps (the ``timing`` part)
     max_steps: int | None = None  # cap on our run's steps (None: the preset's)
     levels: int | None = None
     device: str = "auto"
     seed: int = 0
+    out: Path | None = None  # keep every part here and reuse it (None: a temporary folder)
+    parts: Sequence[str] = PARTS
 
     @classmethod
     def quick(cls) -> "TimeToResult":
@@ -67,6 +81,11 @@ class TimeToResult:
             raise DipscopeError("extrapolating the reference time needs at least 50 measured steps")
         if not self.sigmas or min(self.sigmas) <= 0:
             raise DipscopeError("give noise levels σ > 0")
+        unknown = set(self.parts) - set(PARTS)
+        if unknown or not self.parts:
+            raise DipscopeError(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+        if self.crop < 16:
+            raise DipscopeError("--crop must be at least 16 pixels")
 
 
 def skimage_photo(name: str, side: int) -> torch.Tensor:
@@ -98,6 +117,7 @@ def machine() -> str:
 
 def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
     """``dipscope denoise`` with its defaults: seconds until denoised.png exists, and its PSNR."""
+    work.mkdir(parents=True, exist_ok=True)
     source = work / "clean.png"
     write_image(source, clean)
     request = DenoiseRequest(image=source, out=work / "ours", sigma=sigma, seed=cfg.seed, device=cfg.device,
@@ -106,26 +126,75 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
     run = denoise(request)
     seconds = time.perf_counter() - start
     return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
-            "ours_precision": run.result.precision}
+            "ours_precision": run.result.precision, "ours_threads": torch.get_num_threads()}
 
 
-def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult) -> dict[str, Any]:
-    """The original protocol in reference mode: EMA PSNR at its last step, oracle best, time."""
+def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult, steps: int | None = None) -> dict[str, Any]:
+    """The original protocol in reference mode for ``steps`` (default all) steps: the PSNR of its
+    EMA at the last step, the oracle best over the run, and its time."""
     noisy = GaussianNoise(sigma / 255.0, cfg.seed)(clean, clip=True)
     spec, config = preset("ulyanov2018")
     if cfg.levels is not None:
         spec = spec.with_levels(cfg.levels)
-    steps = min(cfg.measure_steps or cfg.reference_steps, cfg.reference_steps)
+    steps = cfg.reference_steps if steps is None else min(steps, cfg.reference_steps)
     config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE)
     result = fit(spec, noisy, config, clean=clean, ssim=False)
-    extrapolated = steps < cfg.reference_steps
-    return {"reference_steps_run": steps, "reference_seconds": result.seconds / max(steps, 1) * cfg.reference_steps,
-            "reference_time_extrapolated": extrapolated, "reference_ema_psnr": psnr(result.ema, clean),
-            "reference_best_psnr": result.best_psnr, "noisy_psnr": psnr(noisy, clean)}
+    return {"steps": steps, "seconds": result.seconds, "threads": torch.get_num_threads(),
+            "ema_psnr": psnr(result.ema, clean), "best_psnr": result.best_psnr, "noisy_psnr": psnr(noisy, clean)}
+
+
+def _part(folder: Path, name: str, measure: Any) -> dict[str, Any]:
+    """A part's measurement, from ``folder/name.json`` if kept, else measured and kept there."""
+    path = folder / f"{name}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = {**measure(), "machine": machine()}
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    tmp.replace(path)
+    return value
+
+
+def measure_parts(name: str, clean: torch.Tensor, sigma: float, cfg: TimeToResult, root: Path) -> dict[str, Any]:
+    """Run (or reuse) the requested parts of one (image, σ); returns those that exist."""
+    folder = root / f"{name}-s{sigma:g}"
+    parts: dict[str, Any] = {}
+    for part in PARTS:
+        kept = folder / f"{part}.json"
+        if part == "timing" and cfg.measure_steps is None:
+            continue
+        if part not in cfg.parts and not kept.is_file():
+            continue
+        if part == "original":
+            parts[part] = _part(folder, part, lambda: original(clean, sigma, cfg))
+        elif part == "timing":
+            parts[part] = _part(folder, part, lambda: original(clean, sigma, cfg, cfg.measure_steps))
+        else:
+            parts[part] = _part(folder, part, lambda: ours(clean, sigma, cfg, folder / "work"))
+    return parts
+
+
+def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) -> dict[str, Any] | None:
+    """One table row from the parts (None until ``original`` and ``ours`` both exist)."""
+    if "original" not in parts or "ours" not in parts:
+        return None
+    o, t, u = parts["original"], parts.get("timing"), parts["ours"]
+    timed = t if t is not None else o
+    row: dict[str, Any] = {"image": name, "sigma": sigma, "reference_steps_run": o["steps"],
+                           "reference_seconds": timed["seconds"] / max(timed["steps"], 1) * cfg.reference_steps,
+                           "reference_time_extrapolated": timed["steps"] < cfg.reference_steps,
+                           "reference_threads": timed["threads"], "reference_ema_psnr": o["ema_psnr"],
+                           "reference_best_psnr": o["best_psnr"], "noisy_psnr": o["noisy_psnr"],
+                           **{k: v for k, v in u.items() if k.startswith("ours_")}}
+    row["time_ratio"] = row["reference_seconds"] / row["ours_seconds"]
+    row["psnr_vs_reference_ema"] = row["ours_psnr"] - row["reference_ema_psnr"]
+    row["psnr_vs_oracle"] = row["ours_psnr"] - row["reference_best_psnr"]
+    return row
 
 
 def run(cfg: TimeToResult, data_dir: str | None = None) -> tuple[list[dict[str, Any]], str]:
-    """Measure every image and σ; returns the rows and the Markdown report."""
+    """Measure (or reuse) every image and σ; returns the complete rows and the Markdown report."""
     cfg.validate()
     images = {name: skimage_photo(name, cfg.crop) for name in cfg.images}
     if data_dir is not None:
@@ -135,14 +204,12 @@ def run(cfg: TimeToResult, data_dir: str | None = None) -> tuple[list[dict[str, 
         images.update({k: downsample(v, 4, "study") for k, v in load("cbm3d9", data_dir).items()})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = cfg.out if cfg.out is not None else Path(tmp)
         for name, clean in images.items():
             for sigma in cfg.sigmas:
-                row: dict[str, Any] = {"image": name, "sigma": sigma, **original(clean, sigma, cfg)}
-                row.update(ours(clean, sigma, cfg, Path(tmp)))
-                row["time_ratio"] = row["reference_seconds"] / row["ours_seconds"]
-                row["psnr_vs_reference_ema"] = row["ours_psnr"] - row["reference_ema_psnr"]
-                row["psnr_vs_oracle"] = row["ours_psnr"] - row["reference_best_psnr"]
-                rows.append(row)
+                row = row_of(name, sigma, measure_parts(name, clean, sigma, cfg, root), cfg)
+                if row is not None:
+                    rows.append(row)
     return rows, report(rows, cfg)
 
 
@@ -150,17 +217,22 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
     """The table: per image and σ, time ratio and PSNR differences, with the machine."""
     from .experiments.common import fmt, markdown_table
 
-    header = ["image", "σ", "ours: s", "ours: dB (step)", f"original: s{'*' if cfg.measure_steps else ''}",
-              f"original: EMA dB at {rows[0]['reference_steps_run'] if rows else '–'}", "original: oracle dB",
+    if not rows:
+        return "# Time to the denoised image\n\nNo (image, σ) has both its original and its ours part yet.\n"
+    extrapolated = any(r["reference_time_extrapolated"] for r in rows)
+    header = ["image", "σ", "ours: s", "ours: dB (step)", f"original: s{'*' if extrapolated else ''}",
+              f"original: EMA dB at {rows[0]['reference_steps_run']}", "original: oracle dB",
               "time ratio", "Δ vs EMA", "Δ vs oracle"]
     body = [[r["image"], f"{r['sigma']:g}", fmt(r["ours_seconds"], ".1f"), f"{r['ours_psnr']:.2f} ({r['ours_step']})",
              fmt(r["reference_seconds"], ".1f"), fmt(r["reference_ema_psnr"]), fmt(r["reference_best_psnr"]),
              fmt(r["time_ratio"], ".2f") + "×", fmt(r["psnr_vs_reference_ema"], "+.2f"),
              fmt(r["psnr_vs_oracle"], "+.2f")] for r in rows]
     means = [np.mean([r[k] for r in rows]) for k in ("time_ratio", "psnr_vs_reference_ema", "psnr_vs_oracle")]
-    note = (f"\n\\* extrapolated from {cfg.measure_steps} measured steps to {cfg.reference_steps}; its PSNR columns "
-            f"are at step {cfg.measure_steps}, not {cfg.reference_steps}.\n" if cfg.measure_steps else "")
-    return (f"# Time to the denoised image\n\nMachine: {machine()}.\n\n" + markdown_table(header, body)
+    threads = sorted({r["ours_threads"] for r in rows} | {r["reference_threads"] for r in rows})
+    note = (f"\n\\* the original protocol's time: {cfg.measure_steps} timed steps (reference mode) × "
+            f"{cfg.reference_steps} / {cfg.measure_steps}.\n" if extrapolated else "")
+    return (f"# Time to the denoised image\n\nMachine: {machine()}; timed parts with {threads} torch threads; "
+            f"{cfg.crop}×{cfg.crop} crops.\n\n" + markdown_table(header, body)
             + f"\nMean time ratio {means[0]:.2f}×, mean Δ vs the original's EMA {means[1]:+.2f} dB, "
               f"mean Δ vs its oracle best {means[2]:+.2f} dB, worst Δ vs oracle "
               f"{min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n" + note)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import DipscopeError
-from .base import Command, app, data_app, gp_app
+from .base import Command, app, comma_list, data_app, gp_app
 
 
 @data_app.command("fetch", cls=Command)
@@ -63,6 +63,12 @@ def bench(
     measure_steps: Optional[int] = typer.Option(None, help="--time-to-result: run only this many reference steps "
                                                            "(≥ 50) and extrapolate the reference time."),
     data_dir: Optional[str] = typer.Option(None, help="--time-to-result: also the cbm3d9 images ×4 from here."),
+    crop: int = typer.Option(256, help="--time-to-result: side of the scikit-image crops."),
+    out: Optional[Path] = typer.Option(None, help="--time-to-result: keep every measured part here and reuse it "
+                                                  "(the benchmark resumes; parts can run at different times)."),
+    parts: str = typer.Option("original,timing,ours", help="--time-to-result: which parts to measure now: original "
+                              "(the full reference run, untimed), timing (--measure-steps reference steps, timed), "
+                              "ours (dipscope denoise, timed); parts kept in --out are always reported."),
 ) -> None:
     """Time the DIP step (reference vs fast mode, GFLOP/s, peak memory, runs fitted together), or
     with --time-to-result the whole way to denoised.png."""
@@ -77,8 +83,8 @@ def bench(
             levels = tuple(float(v) for v in sigmas.split(",") if v.strip())
         except ValueError:
             raise DipscopeError(f"bad --sigmas {sigmas!r}; write e.g. 15,25,50") from None
-        cfg = TimeToResult.quick() if quick else TimeToResult(sigmas=levels, measure_steps=measure_steps)
-        cfg = replace(cfg, device=device)
+        cfg = TimeToResult.quick() if quick else TimeToResult(sigmas=levels, measure_steps=measure_steps, crop=crop)
+        cfg = replace(cfg, device=device, out=out, parts=tuple(comma_list(parts, "--parts")))
         cfg.validate()
         _, text = run_ttr(cfg, data_dir=data_dir)
         if results is not None:
