@@ -246,6 +246,25 @@ def test_paper_profile_has_no_divergence_recovery_as_the_study_scripts() -> None
         assert model_choice(model, "cpu")[1].recover_divergence  # the committed cpu results were made with it
 
 
+def test_a_model_name_may_change_the_learning_rate(tmp_path: Path, cli) -> None:
+    from dipscope.experiments.common import model_choice
+
+    spec, config = model_choice("linear-2048:lr=1e-4", "paper")
+    assert config.lr == 1e-4 and spec == model_choice("linear-2048", "paper")[0]
+    for bad in ("linear-2048:lr=0", "linear-2048:lr=x", "linear-2048:steps=5", "dip:lr=nan"):
+        with pytest.raises(DipscopeError, match="model option"):
+            model_choice(bad, "paper")
+    image = tmp_path / "tiny.png"
+    write_image(image, torch.rand(3, 64, 64))
+    out = tmp_path / "table"
+    code, stdout, err = cli(["experiment", "denoise-table", str(image), "--out", str(out), "--models",
+                             "linear-128,linear-128:lr=1e-4", "--runs", "1", "--factor", "1", "--profile", "smoke",
+                             "--steps", "linear-128:lr=1e-4=10", "--device", "cpu", "--no-baselines"])
+    assert code == 0, err
+    assert (out / "linear-128:lr=1e-4" / "tiny" / "run-0" / "run.json").is_file()
+    assert "linear-128:lr=1e-4 (ours, not the study's setting)" in stdout and "Adam lr 0.0001" in stdout
+
+
 def test_the_oracle_lowpass_filter_finds_the_right_width() -> None:
     """On a smooth image the best Gaussian low-pass is wide and well above the noisy input; on
     pure fine texture it is the identity (width 0)."""

@@ -59,7 +59,7 @@ def image_row(images: Sequence[torch.Tensor | np.ndarray], labels: Sequence[str]
         ax.set_yticks([])
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

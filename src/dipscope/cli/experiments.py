@@ -123,7 +123,7 @@ def experiment_upsampling(
 def _steps_overrides(values: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in values:
-        model, sep, number = item.partition("=")
+        model, sep, number = item.rpartition("=")
         if not sep or not number.strip().isdigit():
             raise DipscopeError(f"bad --steps {item!r}; write MODEL=N, e.g. relunet=5000")
         out[model.strip()] = int(number)
@@ -136,7 +136,8 @@ def experiment_denoise_table(
     images: list[str] = typer.Argument(None, help=IMAGES_HELP + " Default: set:cbm3d9."),
     out: Path = opt_out(),
     models: str = typer.Option(",".join(("dip", "linear-128", "linear-2048", "relunet")),
-                               help="Comma-separated models: dip, linear-N, relunet."),
+                               help="Comma-separated models: dip, linear-N, relunet; MODEL:lr=X changes the "
+                                    "learning rate (a column of your own, e.g. linear-2048:lr=1e-4)."),
     runs: int = typer.Option(2, help="Runs (network seeds 0 … R−1) per image and model."),
     factor: int = typer.Option(4, help="Downsample the images by this factor (the study: 4)."),
     sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale."),

@@ -26,7 +26,9 @@ PROFILES = ("smoke", "cpu", "paper")
 def model_choice(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
     """The study's settings (``chakrabarty2019``) for model ``name``, scaled to ``profile``.
 
-    Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``.
+    Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``; a name may end in
+    ``:lr=X`` to change the learning rate (e.g. ``linear-2048:lr=1e-4``: a column of our own,
+    not the study's setting).
 
     * ``paper`` — the study's scripts as they are (no divergence recovery: they have none).
     * ``cpu`` — what 2 CPU cores finish in minutes per image: DIP with 64 instead of 256
@@ -37,8 +39,20 @@ def model_choice(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
     """
     if profile not in PROFILES:
         raise DipscopeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    spec, config = _study_model(name, profile)
-    return spec, replace(config, recover_divergence=profile != "paper")
+    base, _, option = name.partition(":")
+    spec, config = _study_model(base, profile)
+    config = replace(config, recover_divergence=profile != "paper")
+    if option:
+        key, _, value = option.partition("=")
+        try:
+            lr = float(value)
+        except ValueError:
+            lr = math.nan
+        if key != "lr" or not (lr > 0 and math.isfinite(lr)):
+            raise DipscopeError(f"bad model option {option!r} in {name!r}; the one option is lr=X with X > 0, "
+                                "e.g. linear-2048:lr=1e-4")
+        config = replace(config, lr=lr)
+    return spec, config
 
 
 def _study_model(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:

@@ -251,7 +251,8 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
     comparable = cfg.sigma == PUBLISHED_SIGMA
     header = ["image"]
     for m in cfg.models:
-        header += [f"{m}"] + ([f"{m} published", "Δ"] if comparable else [])
+        header += [f"{m}" + (" (ours, not the study's setting)" if ":" in m else "")]
+        header += [f"{m} published", "Δ"] if comparable else []
     header += [{"lowpass": "best Gaussian low-pass (oracle width)", "bm3d": "CBM3D"}[m] for m in methods]
     table_rows, csv_rows = [], []
     col_ours: dict[str, list[float]] = {m: [] for m in cfg.models}
@@ -331,7 +332,7 @@ def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
         fitc, model = c["fit"], c["model"]
         width = model.get("channels_down") or model.get("width") or model.get("hidden")
         width = width[0] if isinstance(width, (list, tuple)) else width
-        lines.append(f"- {key.split(':')[1]}: {model['family']} width {width}, {fitc['steps']} steps, Adam lr {fitc['lr']}, "
+        lines.append(f"- {key.split(':', 1)[1]}: {model['family']} width {width}, {fitc['steps']} steps, Adam lr {fitc['lr']}, "
                      f"snapshot every {fitc['observe_every']} steps, divergence recovery "
                      + ("on" if fitc.get("recover_divergence") else "off")
                      + (f", {fitc['pixel_batch']}-pixel batches" if fitc.get("pixel_batch") else ""))
