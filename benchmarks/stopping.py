@@ -149,8 +149,9 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
     clean, how = load_clean(kind, name, args.data_dir, args.crop)
     noisy = GaussianNoise(sigma / 255, NOISE_SEED)(clean, clip=True)
     spec, config = preset("ulyanov2018")
-    config = replace(config, steps=args.steps, device=args.device)
+    config = replace(config, steps=args.steps, device=args.device, precision=args.precision)
     context = S.Context.from_target(noisy)  # sigma estimated; the given one is stored beside it
+    sigma_pca = S.estimate_sigma(noisy, "pca")  # the other estimator, for the "σ PCA" variants
     recs = [Recorder(noisy, context, args.snapshot_every) for _ in todo]
     t0 = time.perf_counter()
     results = fit_runs(spec, noisy, config, seeds=todo, clean=clean, callbacks=[[r] for r in recs], ssim=False,
@@ -179,7 +180,7 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
             "seconds": seconds / len(todo), "seconds_call": seconds, "runs_in_call": len(todo),
             "grouped": result.grouped, "seconds_fit": result.seconds, "device": result.device,
             "precision": result.precision, "host": socket.gethostname(),
-            "best_psnr": result.best_psnr, "best_step": result.best_step,
+            "best_psnr": result.best_psnr, "best_step": result.best_step, "sigma_pca": sigma_pca,
         }
         tmp = runs / f".{stem}.tmp.npz"
         np.savez_compressed(tmp, **arrays)
@@ -239,6 +240,9 @@ for _lag in (100, 200, 300):
     VARIANTS[f"discrepancy-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "given")
     VARIANTS[f"spectral-lag {_lag}"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "estimated")
     VARIANTS[f"spectral-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "given")
+for _lag in (200, 300):  # σ estimated from the patch covariance instead of the finest wavelet band
+    VARIANTS[f"discrepancy-lag {_lag} σ PCA"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "pca")
+    VARIANTS[f"spectral-lag {_lag} σ PCA"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "pca")
 for _factor in (1.5, 2.0, 2.5):
     VARIANTS[f"discrepancy-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "estimated")
     VARIANTS[f"discrepancy-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "given")
@@ -257,7 +261,10 @@ class _Final(S.Rule):
 def evaluate(run: Run, factory: Callable[[], S.Rule], sigma_mode: str) -> dict[str, float]:
     a = run.arrays
     ctx = S.Context.from_dict(run.meta["context"])
-    ctx = ctx.with_sigma(run.meta["sigma"] / 255.0 if sigma_mode == "given" else None)
+    if sigma_mode == "pca" and "sigma_pca" not in run.meta:
+        return {k: math.nan for k in ("step", "output", "ema", "oracle", "oracle_output")} | {"stopped": False}
+    sigma = {"given": run.meta["sigma"] / 255.0, "pca": run.meta.get("sigma_pca")}.get(sigma_mode)
+    ctx = ctx.with_sigma(sigma)
     chosen, stopped = S.replay(factory(), ctx, run.observations)
     i = int(np.searchsorted(a["steps"], chosen))
     oracle = float(np.nanmax(np.maximum(a["psnr"], np.nan_to_num(a["psnr_ema"], nan=-np.inf))))
@@ -349,6 +356,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--crop", type=int, default=None, help="centre-crop each (downsampled) image to at most N×N")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", help="auto (bf16 where native), fp32 or bf16")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--data-dir", default=None, help="folder of cbm3d9 (else $DIPSCOPE_DATA)")
     p.add_argument("--snapshot-every", type=int, default=250, help="keep a uint8 output every N steps (0: none)")

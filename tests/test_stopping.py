@@ -246,3 +246,18 @@ def test_lag_is_dropped_without_an_ema(scene) -> None:
             break
     cb.on_end(FitState(t, 2000, 0.0, None, lambda x=x: x, lambda: None))
     assert cb.choice.step == fired and cb.choice.source == "output"
+
+
+@pytest.mark.parametrize("sigma", [5.0, 15.0, 25.0])
+def test_the_patch_pca_sigma_estimate_is_not_fooled_by_texture(textured_rgb, sigma: float) -> None:
+    """Hair and fabric fill the finest wavelet band, which inflates the wavelet estimate; the
+    smallest eigenvalues of the patch covariance stay near σ²."""
+    from dipscope.physics import GaussianNoise
+    from dipscope.stopping import estimate_sigma
+
+    noisy = GaussianNoise(sigma / 255, 3)(textured_rgb, clip=False)
+    pca, wavelet = 255 * estimate_sigma(noisy, "pca"), 255 * estimate_sigma(noisy, "wavelet")
+    assert abs(pca - sigma) < 0.1 * sigma + 0.5
+    assert abs(pca - sigma) < abs(wavelet - sigma)
+    with pytest.raises(Exception, match="unknown σ estimator"):
+        estimate_sigma(noisy, "mad")

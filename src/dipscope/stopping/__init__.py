@@ -58,12 +58,13 @@ from .callback import Choice, EarlyStopping
 from .rules import (DEFAULT_FACTOR, DEFAULT_LAG, DEFAULT_RETURN_EMA, DEFAULT_RULE, RULES, Delayed, DiscrepancyRule,
                     EMVRule, LaggedDiscrepancyRule, LaggedSpectralRule, Rule, ScaledDiscrepancyRule,
                     ScaledSpectralRule, ShiRule, SpectralRule, WMVRule, crossing_band, make_rule, replay)
-from .signals import (FEATURES, Context, Observation, Probe, estimate_sigma, mlv_sharpness, perceptual_blur,
-                      to_grey)
+from .signals import (FEATURES, SIGMA_ESTIMATORS, Context, Observation, Probe, estimate_sigma, estimate_sigma_pca,
+                      estimate_sigma_wavelet, mlv_sharpness, perceptual_blur, to_grey)
 from ..errors import DipscopeError
 
 __all__ = ["Choice", "EarlyStopping", "DEFAULT_FACTOR", "DEFAULT_LAG", "DEFAULT_RETURN_EMA", "DEFAULT_RULE", "RULES",
            "Delayed", "DiscrepancyRule", "EMVRule", "LaggedDiscrepancyRule", "LaggedSpectralRule", "Rule",
            "ScaledDiscrepancyRule", "ScaledSpectralRule", "ShiRule", "SpectralRule", "WMVRule", "crossing_band",
-           "make_rule", "replay", "FEATURES", "Context", "Observation", "Probe", "estimate_sigma", "mlv_sharpness",
+           "make_rule", "replay", "FEATURES", "SIGMA_ESTIMATORS", "Context", "Observation", "Probe", "estimate_sigma",
+           "estimate_sigma_pca", "estimate_sigma_wavelet", "mlv_sharpness",
            "perceptual_blur", "to_grey", "DipscopeError"]
