@@ -164,4 +164,6 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     assert row["reference_steps_run"] == 60 and row["reference_time_extrapolated"]
     assert row["reference_seconds"] > 0 and row["ours_seconds"] > 0 and row["ours_step"] <= 10
     assert row["time_ratio"] == pytest.approx(row["reference_seconds"] / row["ours_seconds"])
-    assert "50 timed steps" in text and "Machine:" in text
+    assert "50 timed steps" in text and "Measured on:" in text and row["reference_timed_by"] == "timing"
+    rows, _ = run(replace(cfg, seed=1, parts=("timing",)))  # other settings: the kept original is not reused
+    assert rows == [] and kept.read_text() == before

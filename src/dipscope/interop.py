@@ -6,11 +6,12 @@ DIP as a reconstructor a deepinv pipeline can call.
   :class:`~dipscope.physics.Operator`, so :func:`dipscope.fit.fit` minimises
   ``||A(f_θ(z)) − y||²`` with deepinv's ``A``. The network's output shape is taken from
   ``physics.A_adjoint`` of a zero measurement where deepinv gives one (super-resolution,
-  tomography), else it is the measurement's.
+  tomography), else it is the measurement's (give ``domain_shape`` when the physics lives on
+  another device than the CPU).
 * :class:`DeepImagePrior` is a ``torch.nn.Module`` with deepinv's reconstructor signature
   ``model(y, physics) -> x̂`` for a batch ``y`` (B, C, H, W): each item is fitted with dipscope's
-  loop (its preset, divergence recovery, stopping where the measurement is noisy) and the
-  restored image returned.
+  loop (its preset, divergence recovery, the stopping rule given) and the restored image
+  returned.
 
 deepinv itself is optional (``pip install 'dipscope[deepinv]'``, keeping the pinned torch):
 nothing here imports it.
@@ -52,8 +53,7 @@ class PhysicsOperator(Operator):
         return tuple(shape)
 
     def to(self, device: torch.device) -> "PhysicsOperator":
-        if callable(getattr(self.physics, "to", None)):
-            self.physics = self.physics.to(device)
+        """The caller's physics is not moved: put it on the fit's device (``config.device``)."""
         return self
 
 
@@ -64,8 +64,14 @@ class DeepImagePrior(torch.nn.Module):
     ----------
     spec, config : the architecture and fit settings (default: the ``ulyanov2018`` preset).
     stop : early stopping of every fit: ``auto`` (the default rule, with σ estimated from
-        ``y``), ``none`` (run ``config.steps`` and return the last output, or its EMA), or a
-        rule name of :mod:`dipscope.stopping`.
+        ``y``, comparing ``physics.A(x_t)`` with ``y``), ``none`` (run ``config.steps`` and
+        return the last output, or its EMA), or a rule name of :mod:`dipscope.stopping`. Use
+        ``none`` for noiseless measurements and for masks (inpainting): no rule reads a mask's
+        zeros yet.
+
+    The fit runs on ``config.device``; the physics must be there too (it is not moved), and it
+    is applied whole to each item of the batch (give a batch of one when its parameters, e.g.
+    a mask, differ per item).
     """
 
     def __init__(self, spec: ModelSpec | None = None, config: FitConfig | None = None, stop: str = "auto") -> None:
@@ -81,7 +87,10 @@ class DeepImagePrior(torch.nn.Module):
 
         if y.ndim != 4:
             raise DipscopeError(f"y must be a (B, C, H, W) batch, got shape {tuple(y.shape)}")
-        operator = PhysicsOperator(physics)
+        adjoint = getattr(physics, "A_adjoint", None)
+        with torch.no_grad():  # the network's output shape, asked of the physics on y's device
+            domain = tuple(adjoint(torch.zeros_like(y[:1])).shape[1:]) if callable(adjoint) else tuple(y.shape[1:])
+        operator = PhysicsOperator(physics, domain_shape=domain)
         outputs, self.results = [], []
         for item in y.detach():
             stopper = None if self.stop == "none" else EarlyStopping(self.stop, item, operator=operator)

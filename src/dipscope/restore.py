@@ -103,8 +103,8 @@ class RestoreRequest:
         if self.stop not in ("auto", "none", *RULES):
             raise DipscopeError(f"unknown --stop {self.stop!r}; choose auto, none or one of {', '.join(RULES)}")
         if self.task == "inpaint" and self.stop not in ("auto", "none"):
-            raise DipscopeError("no stopping rule reads masked measurements yet: use --stop auto (no early stopping "
-                                "for inpainting) or none")
+            raise DipscopeError("no stopping rule reads masked measurements yet: use --stop auto or none (both run "
+                                "the preset's steps for inpainting)")
 
     def _validate_task(self) -> None:
         """The task's own options: each belongs to one task, and is there when the task needs it."""

@@ -14,13 +14,15 @@ When IMAGE is clean, the task degrades it (seeded) and IMAGE is the reference fo
 otherwise ``--clean`` may give the reference (for super-resolution: the high-resolution image).
 
 Early stopping (``--stop auto``) applies where the measurement holds noise the network would
-end up fitting: denoising always, deblurring when noise was added (``σ > 0``) or IMAGE is a
-given measurement (its noise is unknown). There the rule compares ``A(x_t)`` with ``y``
-(:class:`~dipscope.stopping.EarlyStopping` with the operator). Noiseless inpainting and
-super-resolution have nothing to overfit: the data term constrains only the known pixels (or
-the frequencies below the low-resolution Nyquist limit), and the network keeps refining the
-rest as it fits them — the original notebooks run a fixed number of steps and return the last
-output, and so does ``auto`` for them.
+end up fitting and a rule can read it: denoising always (even at σ = 0, as before), deblurring
+when noise was added (``σ > 0``) or IMAGE is a given measurement (its noise is unknown). There
+the rule compares ``A(x_t)`` with ``y`` (:class:`~dipscope.stopping.EarlyStopping` with the
+operator). Noiseless inpainting and super-resolution have nothing to overfit: the data term
+constrains only the known pixels (or the frequencies below the low-resolution Nyquist limit),
+and the network keeps refining the rest as it fits them — the original notebooks run a fixed
+number of steps and return the last output, and so does ``auto`` for them. Inpainting *with*
+noise runs its steps too: the rules' σ estimate and residual would read the masked zeros as
+data (no rule handles masks yet).
 """
 
 from __future__ import annotations
@@ -84,11 +86,18 @@ def measure(task: str, image: torch.Tensor, *, given: bool, clean_path: Path | N
         if kernel is None:
             raise DipscopeError("deblur needs --kernel gaussian:STD or box:SIZE")
         kind, value, k = parse_blur(kernel)
-        operator, record = Blur(k), {"operator": "blur", "kernel": kernel, "blur": kind, "width": value, "size": list(k.shape)}
+        if min(image.shape[-2:]) <= k.shape[-1] // 2:
+            raise DipscopeError(f"a {_shape(image.shape)} image is too small for the {k.shape[0]}×{k.shape[1]} "
+                                f"kernel of {kernel}")
+        operator = Blur(k)
+        record = {"operator": "blur", "kernel": kernel, "blur": kind, "width": value, "size": list(k.shape)}
     expected = operator.domain_shape(image.shape)
     if clean is not None and tuple(clean.shape) != tuple(expected):
         what = "the high-resolution output" if task == "superres" else "IMAGE"
         raise DipscopeError(f"the clean image {clean_path} is {_shape(clean.shape)} but {what} is {_shape(expected)}")
+    if given and drop is not None:
+        raise DipscopeError("--drop draws a new random mask, which a --measured image's missing pixels would not "
+                            "follow: give the mask of the measured image with --mask")
     if given:
         target = image * operator.mask if isinstance(operator, Mask) else image
         extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
@@ -104,7 +113,8 @@ def measure(task: str, image: torch.Tensor, *, given: bool, clean_path: Path | N
             target = target * operator.mask
     extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
     kind = "gaussian" if task == "denoise" else f"{task}+gaussian" if sigma > 0 else task
-    return Measurement(target.clamp(0, 1), operator, image, noisy=sigma > 0,
+    noisy = task == "denoise" or (sigma > 0 and task != "inpaint")  # see the module docstring
+    return Measurement(target.clamp(0, 1), operator, image, noisy=noisy,
                        record={"kind": kind, **record, "sigma": sigma, "seed": noise_seed, "clip": True},
                        extra_images=extra)
 

@@ -125,6 +125,8 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
     start = time.perf_counter()
     run = denoise(request)
     seconds = time.perf_counter() - start
+    if run.stopping.get("interrupted"):
+        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
     return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
             "ours_precision": run.result.precision, "ours_threads": torch.get_num_threads()}
 
@@ -139,16 +141,33 @@ def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult, steps: int | 
     steps = cfg.reference_steps if steps is None else min(steps, cfg.reference_steps)
     config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE)
     result = fit(spec, noisy, config, clean=clean, ssim=False)
-    return {"steps": steps, "seconds": result.seconds, "threads": torch.get_num_threads(),
+    if result.interrupted:
+        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+    return {"steps": result.steps_done, "seconds": result.seconds, "threads": torch.get_num_threads(),
             "ema_psnr": psnr(result.ema, clean), "best_psnr": result.best_psnr, "noisy_psnr": psnr(noisy, clean)}
 
 
-def _part(folder: Path, name: str, measure: Any) -> dict[str, Any]:
-    """A part's measurement, from ``folder/name.json`` if kept, else measured and kept there."""
+def settings_of(part: str, cfg: TimeToResult) -> dict[str, Any]:
+    """What a kept part must have been measured with to be reused."""
+    common = {"crop": cfg.crop, "seed": cfg.seed, "levels": cfg.levels, "device": cfg.device}
+    if part == "original":
+        return {**common, "reference_steps": cfg.reference_steps}
+    if part == "timing":
+        return {**common, "measure_steps": cfg.measure_steps}
+    return {**common, "max_steps": cfg.max_steps}
+
+
+def _part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:
+    """A part's measurement: from ``folder/name.json`` if kept with the same ``settings``, else
+    measured now and kept there (``measure`` None: only read, never measure)."""
     path = folder / f"{name}.json"
     if path.is_file():
-        return json.loads(path.read_text())
-    value = {**measure(), "machine": machine()}
+        kept = json.loads(path.read_text())
+        if kept.get("settings") == settings:
+            return kept
+    if measure is None:
+        return None
+    value = {**measure(), "machine": machine(), "settings": settings}
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(value, indent=1) + "\n")
@@ -157,21 +176,19 @@ def _part(folder: Path, name: str, measure: Any) -> dict[str, Any]:
 
 
 def measure_parts(name: str, clean: torch.Tensor, sigma: float, cfg: TimeToResult, root: Path) -> dict[str, Any]:
-    """Run (or reuse) the requested parts of one (image, σ); returns those that exist."""
+    """Run (or reuse) the requested parts of one (image, σ); returns those that exist with the
+    benchmark's current settings (kept parts made with other settings are not used)."""
     folder = root / f"{name}-s{sigma:g}"
+    measures = {"original": lambda: original(clean, sigma, cfg),
+                "timing": lambda: original(clean, sigma, cfg, cfg.measure_steps),
+                "ours": lambda: ours(clean, sigma, cfg, folder / "work")}
     parts: dict[str, Any] = {}
     for part in PARTS:
-        kept = folder / f"{part}.json"
         if part == "timing" and cfg.measure_steps is None:
             continue
-        if part not in cfg.parts and not kept.is_file():
-            continue
-        if part == "original":
-            parts[part] = _part(folder, part, lambda: original(clean, sigma, cfg))
-        elif part == "timing":
-            parts[part] = _part(folder, part, lambda: original(clean, sigma, cfg, cfg.measure_steps))
-        else:
-            parts[part] = _part(folder, part, lambda: ours(clean, sigma, cfg, folder / "work"))
+        value = _part(folder, part, settings_of(part, cfg), measures[part] if part in cfg.parts else None)
+        if value is not None:
+            parts[part] = value
     return parts
 
 
@@ -184,7 +201,9 @@ def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) ->
     row: dict[str, Any] = {"image": name, "sigma": sigma, "reference_steps_run": o["steps"],
                            "reference_seconds": timed["seconds"] / max(timed["steps"], 1) * cfg.reference_steps,
                            "reference_time_extrapolated": timed["steps"] < cfg.reference_steps,
-                           "reference_threads": timed["threads"], "reference_ema_psnr": o["ema_psnr"],
+                           "reference_threads": timed["threads"], "reference_timed_by": "timing" if t else "original",
+                           "machines": sorted({p["machine"] for p in parts.values()}),
+                           "reference_ema_psnr": o["ema_psnr"],
                            "reference_best_psnr": o["best_psnr"], "noisy_psnr": o["noisy_psnr"],
                            **{k: v for k, v in u.items() if k.startswith("ours_")}}
     row["time_ratio"] = row["reference_seconds"] / row["ours_seconds"]
@@ -231,8 +250,13 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
     threads = sorted({r["ours_threads"] for r in rows} | {r["reference_threads"] for r in rows})
     note = (f"\n\\* the original protocol's time: {cfg.measure_steps} timed steps (reference mode) × "
             f"{cfg.reference_steps} / {cfg.measure_steps}.\n" if extrapolated else "")
-    return (f"# Time to the denoised image\n\nMachine: {machine()}; timed parts with {threads} torch threads; "
-            f"{cfg.crop}×{cfg.crop} crops.\n\n" + markdown_table(header, body)
+    untimed = [f"{r['image']} σ {r['sigma']:g}" for r in rows if r["reference_timed_by"] == "original"]
+    if untimed:
+        note += ("\nWithout a timing part, the original's time is that of its full (background) run: "
+                 + ", ".join(untimed) + ".\n")
+    machines = sorted({m for r in rows for m in r["machines"]})
+    return (f"# Time to the denoised image\n\nMeasured on: {'; '.join(machines)}; timed parts with {threads} torch "
+            f"threads; {cfg.crop}×{cfg.crop} crops.\n\n" + markdown_table(header, body)
             + f"\nMean time ratio {means[0]:.2f}×, mean Δ vs the original's EMA {means[1]:+.2f} dB, "
               f"mean Δ vs its oracle best {means[2]:+.2f} dB, worst Δ vs oracle "
               f"{min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n" + note)

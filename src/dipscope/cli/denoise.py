@@ -35,7 +35,7 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
     ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Settings of a reference implementation (default: the task's; denoise and deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
     ("model", Model, typer.Option(Model("skip"), rich_help_panel=_FIT, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP).")),
     ("steps", Optional[int], typer.Option(None, rich_help_panel=_FIT, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop.")),
-    ("stop", str, typer.Option("auto", rich_help_panel=_FIT, help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}, where the measurement is noisy; none for noiseless inpainting and super-resolution), none (run all --steps), or a rule: {', '.join(RULES)}.")),
+    ("stop", str, typer.Option("auto", rich_help_panel=_FIT, help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}, where the measurement is noisy — denoising, noisy or given deblurring; none for inpainting, super-resolution and noiseless deblurring), none (run all --steps), or a rule: {', '.join(RULES)}.")),
     ("stop_sigma", Optional[float], typer.Option(None, rich_help_panel=_FIT, help="Noise std (0–255) the stopping rule assumes; default: estimated from the measurement.")),
     ("lr", Optional[float], typer.Option(None, rich_help_panel=_FIT, help=f"Adam's learning rate (default: the preset's, {_preset_defaults('lr')}).")),
     ("levels", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Number of encoder-decoder levels (fewer for small images; skip and linear models).")),

@@ -170,7 +170,7 @@ class DenoiseTable(Experiment):
 
     def report(self, out: Path, inputs: Mapping[str, Any], tasks: Sequence[Task],
                summaries: Mapping[str, dict[str, Any]] | None = None) -> str:
-        return write_report(self.cfg, out, tasks, self.baselines)
+        return write_report(self.cfg, out, tasks, getattr(self, "baselines", None))
 
     def run(self, out: Path, force: bool = False, executor: ExecutorOptions | None = None,
             report_only: bool = False) -> str:

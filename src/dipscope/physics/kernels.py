@@ -13,6 +13,8 @@ import torch
 from ..errors import DipscopeError
 
 BLUR_KINDS = ("gaussian", "box")
+MAX_BLUR_STD = 50.0  # pixels: a 301×301 kernel; larger blurs are beyond any image this runs on
+MAX_BOX_SIZE = 301
 
 
 def lanczos_taps(factor: int, support: int = 2) -> torch.Tensor:
@@ -35,8 +37,8 @@ def lanczos_taps(factor: int, support: int = 2) -> torch.Tensor:
 def gaussian_kernel(std: float) -> torch.Tensor:
     """A 2-D Gaussian of standard deviation ``std`` pixels, ``g(u, v) ∝ exp(−(u² + v²) / 2·std²)``,
     truncated at ``±⌈3·std⌉`` pixels and normalised to sum 1."""
-    if not (std > 0 and math.isfinite(std)):
-        raise DipscopeError(f"the Gaussian blur needs a finite std > 0, not {std}")
+    if not (0 < std <= MAX_BLUR_STD and math.isfinite(std)):
+        raise DipscopeError(f"the Gaussian blur needs a std in (0, {MAX_BLUR_STD:g}] pixels, not {std}")
     radius = max(1, math.ceil(3 * std))
     u = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-u ** 2 / (2 * std ** 2))
@@ -46,8 +48,8 @@ def gaussian_kernel(std: float) -> torch.Tensor:
 
 def box_kernel(size: int) -> torch.Tensor:
     """A ``size × size`` uniform (box) kernel, each weight ``1 / size²``."""
-    if size < 1:
-        raise DipscopeError(f"the box blur needs a size ≥ 1, not {size}")
+    if not 1 <= size <= MAX_BOX_SIZE:
+        raise DipscopeError(f"the box blur needs a size in [1, {MAX_BOX_SIZE}], not {size}")
     return torch.full((size, size), 1.0 / size ** 2, dtype=torch.float64)
 
 
@@ -62,6 +64,6 @@ def parse_blur(text: str) -> tuple[str, float, torch.Tensor]:
         raise DipscopeError(f"the blur kernel {text!r} needs a number after the colon") from None
     if kind == "gaussian":
         return kind, number, gaussian_kernel(number)
-    if not number.is_integer() or number < 1 or int(number) % 2 == 0:
+    if not math.isfinite(number) or not number.is_integer() or number < 1 or int(number) % 2 == 0:
         raise DipscopeError(f"the box blur needs an odd whole size ≥ 1 (centred on the pixel), not {value}")
     return kind, number, box_kernel(int(number))

@@ -43,6 +43,7 @@ class Operator:
         raise DipscopeError(f"{type(self).__name__} is not pixel-wise: it cannot be fitted on pixel minibatches")
 
     def to(self, device: torch.device) -> "Operator":
+        """Move the operator's tensors to ``device`` (in place) and return it."""
         return self
 
 
@@ -83,7 +84,8 @@ class Mask(Operator):
         return Mask(self.mask.flatten(1)[:, index])
 
     def to(self, device: torch.device) -> "Mask":
-        return Mask(self.mask.to(device))
+        self.mask = self.mask.to(device)
+        return self
 
 
 def _depthwise(x: torch.Tensor, kernel: torch.Tensor, stride: int = 1) -> torch.Tensor:

@@ -39,9 +39,11 @@ class EarlyStopping(Callback):
     """Runs ``rule`` inside the fit; asks the loop to stop when the rule says so.
 
     ``sigma`` (the image's [0, 1] scale) is the noise level if known, else it is estimated from
-    ``target``. With a forward ``operator`` ``A`` (deblurring), the rule's probe sees ``A(x_t)``
-    and ``A(x̄_t)`` — the measurement the output predicts — so that the discrepancy
-    ``||y − A(x_t)||² / N`` is compared with σ²; the returned image is still ``x_t`` (or ``x̄_t``). After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
+    ``target``. With a forward ``operator`` ``A`` (deblurring, super-resolution, a deepinv
+    physics), the rule's probe sees ``A(x_t)`` and ``A(x̄_t)`` — the measurement the output
+    predicts — so that the discrepancy ``||y − A(x_t)||² / N`` is compared with σ²; the
+    returned image is still ``x_t`` (or ``x̄_t``). A mask's zeros would be read as data: no
+    rule handles inpainting yet. After the fit, :attr:`choice` holds the rule's image: the EMA at the rule's
     step when ``return_ema`` and the fit keeps an EMA, else the raw output.
 
     When the fit ends before the rule stops it (its step limit, or an interrupt) and the rule
