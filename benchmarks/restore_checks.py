@@ -139,6 +139,9 @@ def report(args: argparse.Namespace) -> str:
                       [f"input {lr.shape[-1]}×{lr.shape[-2]} (nearest ×4)", f"DIP {psnr(dip, hr):.2f} dB",
                        f"bicubic {psnr(bic, hr):.2f} dB", "clean"], out / "superres.png",
                       f"super-resolution ×4, {name}")
+    spectra = runs / f"superres-{names[0]}" / "spectral.npz"
+    if spectra.is_file():
+        band_curves(np.load(spectra), out / "superres-bands.png", names[0])
     if sr_rows:
         lines += ["## Super-resolution ×4", "",
                   "| image | DIP: restored.png | DIP: best step (oracle) | bicubic | Lanczos-3 | DIP − bicubic | time |",
@@ -146,7 +149,10 @@ def report(args: argparse.Namespace) -> str:
                   f"Per band, below and above the low-resolution Nyquist limit ({NYQUIST_LR} cycles per HR pixel): "
                   "energy relative to the clean image's and relative error.", "",
                   "| image | result | energy ≤ 0.125 | error ≤ 0.125 | energy > 0.125 | error > 0.125 |",
-                  "|---|---|---|---|---|---|", *band_rows, "", "![super-resolution](superres.png)", ""]
+                  "|---|---|---|---|---|---|", *band_rows, "", "![super-resolution](superres.png)", "",
+                  f"Per-band relative error of DIP's output against the clean HR image over the fit ({names[0]}; "
+                  f"rings of width 1/16 cycle per pixel; dashed: above the LR Nyquist limit {NYQUIST_LR}, which the "
+                  "low-resolution data do not determine):", "", "![per-band error](superres-bands.png)", ""]
     # inpainting
     rows = []
     for name in names:
@@ -189,6 +195,31 @@ def report(args: argparse.Namespace) -> str:
     text = "\n".join(lines) + "\n"
     (out / "checks.md").write_text(text)
     return text
+
+
+def band_curves(arrays: np.lib.npyio.NpzFile, path: Path, name: str) -> None:
+    """e_k(t) of every ring, solid below the LR Nyquist limit and dashed above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, edges, errors = arrays["steps"], arrays["edges"], arrays["errors/clean"]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    cmap = plt.get_cmap("plasma")
+    k = errors.shape[1] - 1
+    for i in range(k):
+        above = edges[i] >= NYQUIST_LR - 1e-9
+        ax.semilogy(steps, errors[:, i], color=cmap(i / max(k, 1)), ls="--" if above else "-",
+                    label=f"{edges[i]:.3f}–{edges[i + 1]:.3f}" + (" (above LR Nyquist)" if above else ""))
+    ax.axhline(1.0, color="k", lw=0.7, ls=":")
+    ax.set_xlabel("step")
+    ax.set_ylabel("relative error e_k against the clean HR image")
+    ax.set_title(f"super-resolution ×{FACTOR}, {name}: which bands DIP fills, and how well")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _nearest(lr: torch.Tensor) -> torch.Tensor:
