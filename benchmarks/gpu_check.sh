@@ -30,12 +30,14 @@ if [ "$QUICK" = 1 ]; then
   step bench 300 "$PYTHON" -m dipscope.cli bench --device "$DEVICE" --quick --steps 5 --no-memory --results "$OUT/bench.md"
   step parity 300 "$PYTHON" benchmarks/quality_parity.py --compare precision --device "$DEVICE" --steps 20 --sizes 64 \
       --seeds 1 --images camera,astronaut --out "$OUT/parity.md"
-  step time-to-result 300 "$PYTHON" -m dipscope.cli bench --time-to-result --quick --device "$DEVICE" --results "$OUT/time-to-result.md"
-else
-  step bench 120 "$PYTHON" -m dipscope.cli bench --device "$DEVICE" --steps 20 --no-memory --results "$OUT/bench.md"
-  step parity 150 "$PYTHON" benchmarks/quality_parity.py --compare precision --device "$DEVICE" --steps 1500 --sizes 128 \
-      --seeds 2 --out "$OUT/parity.md"
-  step time-to-result 200 "$PYTHON" -m dipscope.cli bench --time-to-result --sigmas 25 --device "$DEVICE" \
+  step time-to-result 300 "$PYTHON" -m dipscope.cli bench --time-to-result --quick --device "$DEVICE" --out "$OUT/ttr" \
       --results "$OUT/time-to-result.md"
+else
+  step bench 90 "$PYTHON" -m dipscope.cli bench --device "$DEVICE" --steps 20 --no-memory --results "$OUT/bench.md"
+  step parity 120 "$PYTHON" benchmarks/quality_parity.py --compare precision --device "$DEVICE" --steps 1500 --sizes 128 \
+      --seeds 2 --out "$OUT/parity.md"
+  # every finished (image, σ) part is kept under $OUT/ttr: a run cut by its time limit resumes where it stopped
+  step time-to-result 240 "$PYTHON" -m dipscope.cli bench --time-to-result --sigmas 25 --device "$DEVICE" \
+      --out "$OUT/ttr" --results "$OUT/time-to-result.md"
 fi
 echo "logs and reports in $OUT"
