@@ -98,9 +98,9 @@ def measure(task: str, image: torch.Tensor, *, given: bool, clean_path: Path | N
     if given and drop is not None:
         raise DipscopeError("--drop draws a new random mask, which a --measured image's missing pixels would not "
                             "follow: give the mask of the measured image with --mask")
+    extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
     if given:
         target = image * operator.mask if isinstance(operator, Mask) else image
-        extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
         return Measurement(target, operator, clean, noisy=task in ("denoise", "deblur"),
                            record={"kind": "given", **record, "clean": str(clean_path) if clean_path else None},
                            extra_images=extra)
@@ -111,7 +111,6 @@ def measure(task: str, image: torch.Tensor, *, given: bool, clean_path: Path | N
         target = GaussianNoise(sigma / 255.0, noise_seed)(target, clip=True)  # the one 0–255 → [0, 1] conversion
         if isinstance(operator, Mask):
             target = target * operator.mask
-    extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
     kind = "gaussian" if task == "denoise" else f"{task}+gaussian" if sigma > 0 else task
     noisy = task == "denoise" or (sigma > 0 and task != "inpaint")  # see the module docstring
     return Measurement(target.clamp(0, 1), operator, image, noisy=noisy,

@@ -193,7 +193,8 @@ class LowFreqExperiment(Experiment):
                 for name, image in inputs.items()}
 
     def tasks(self, inputs: Mapping[str, torch.Tensor]) -> list[Task]:
-        cfg, rings = self.cfg, self.rings(inputs)
+        cfg = self.cfg
+        rings = self._rings = self.rings(inputs)  # the report names them too
         return [_task(name, image, model, kind, cfg, rings[name])
                 for name, image in inputs.items() for model in cfg.models for kind in cfg.noises]
 
@@ -226,7 +227,7 @@ class LowFreqExperiment(Experiment):
                 g = {s["noise"]: s["gain"] for s in summaries.values() if s["model"] == model and s["image"] == name}
                 if "white" in g and "lowfreq" in g:
                     gains.append([model, name, fmt(g["white"]), fmt(g["lowfreq"]), fmt(g["white"] - g["lowfreq"])])
-        ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in self.rings(inputs).items())
+        ring_text = "; ".join(f"{n}: {lo:.3f}–{hi:.3f} (peak {pk:.3f})" for n, (lo, pk, hi) in self._rings.items())
         text = (f"# Low-frequency vs white noise ({cfg.profile} profile)\n\n"
                 f"σ = {cfg.sigma:g}/255 (both noises, each rescaled to sample std exactly σ), f_c = {cfg.fc:.4f} "
                 f"cycles/pixel, {'clipped' if cfg.clip else 'not clipped'}; crop {cfg.crop_side or 'none'}; τ = {cfg.tau}. "
