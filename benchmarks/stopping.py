@@ -150,8 +150,8 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
     noisy = GaussianNoise(sigma / 255, NOISE_SEED)(clean, clip=True)
     spec, config = preset("ulyanov2018")
     config = replace(config, steps=args.steps, device=args.device, precision=args.precision)
-    context = S.Context.from_target(noisy)  # sigma estimated; the given one is stored beside it
-    sigma_pca = S.estimate_sigma(noisy, "pca")  # the other estimator, for the "σ PCA" variants
+    context = S.Context.from_target(noisy)  # sigma estimated (default estimator); the given one is stored beside it
+    estimates = {f"sigma_{m}": S.estimate_sigma(noisy, m) for m in S.SIGMA_ESTIMATORS}  # for each rule's variants
     recs = [Recorder(noisy, context, args.snapshot_every) for _ in todo]
     t0 = time.perf_counter()
     results = fit_runs(spec, noisy, config, seeds=todo, clean=clean, callbacks=[[r] for r in recs], ssim=False,
@@ -180,7 +180,7 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
             "seconds": seconds / len(todo), "seconds_call": seconds, "runs_in_call": len(todo),
             "grouped": result.grouped, "seconds_fit": result.seconds, "device": result.device,
             "precision": result.precision, "host": socket.gethostname(),
-            "best_psnr": result.best_psnr, "best_step": result.best_step, "sigma_pca": sigma_pca,
+            "best_psnr": result.best_psnr, "best_step": result.best_step, **estimates,
         }
         tmp = runs / f".{stem}.tmp.npz"
         np.savez_compressed(tmp, **arrays)
@@ -223,30 +223,31 @@ def load_runs(out: Path) -> list[Run]:
     return runs
 
 
-# name → (rule factory, σ: "given" or "estimated"); each is evaluated returning the output and the EMA.
+# name → (rule factory, σ: "given", or estimated by "wavelet" or "pca"); each is evaluated returning the output
+# and the EMA. A name without "σ known" or "σ PCA" uses the wavelet estimate (the default until 2026-12-02).
 VARIANTS: dict[str, tuple[Callable[[], S.Rule], str]] = {
-    "wmv": (lambda: S.WMVRule(), "estimated"),
-    "emv": (lambda: S.EMVRule(), "estimated"),
-    "shi": (lambda: S.ShiRule(), "estimated"),
-    "discrepancy": (lambda: S.DiscrepancyRule(), "estimated"),
+    "wmv": (lambda: S.WMVRule(), "wavelet"),
+    "emv": (lambda: S.EMVRule(), "wavelet"),
+    "shi": (lambda: S.ShiRule(), "wavelet"),
+    "discrepancy": (lambda: S.DiscrepancyRule(), "wavelet"),
     "discrepancy σ known": (lambda: S.DiscrepancyRule(), "given"),
-    "discrepancy on EMA": (lambda: S.DiscrepancyRule(on="ema"), "estimated"),
-    "spectral": (lambda: S.SpectralRule(), "estimated"),
+    "discrepancy on EMA": (lambda: S.DiscrepancyRule(on="ema"), "wavelet"),
+    "spectral": (lambda: S.SpectralRule(), "wavelet"),
     "spectral σ known": (lambda: S.SpectralRule(), "given"),
-    "spectral on EMA": (lambda: S.SpectralRule(on="ema"), "estimated"),
+    "spectral on EMA": (lambda: S.SpectralRule(on="ema"), "wavelet"),
 }
 for _lag in (100, 200, 300):
-    VARIANTS[f"discrepancy-lag {_lag}"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "estimated")
+    VARIANTS[f"discrepancy-lag {_lag}"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "wavelet")
     VARIANTS[f"discrepancy-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "given")
-    VARIANTS[f"spectral-lag {_lag}"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "estimated")
+    VARIANTS[f"spectral-lag {_lag}"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "wavelet")
     VARIANTS[f"spectral-lag {_lag} σ known"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "given")
 for _lag in (200, 300):  # σ estimated from the patch covariance instead of the finest wavelet band
     VARIANTS[f"discrepancy-lag {_lag} σ PCA"] = (lambda d=_lag: S.LaggedDiscrepancyRule(delay=d), "pca")
     VARIANTS[f"spectral-lag {_lag} σ PCA"] = (lambda d=_lag: S.LaggedSpectralRule(delay=d), "pca")
 for _factor in (1.5, 2.0, 2.5):
-    VARIANTS[f"discrepancy-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "estimated")
+    VARIANTS[f"discrepancy-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "wavelet")
     VARIANTS[f"discrepancy-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledDiscrepancyRule(factor=f), "given")
-    VARIANTS[f"spectral-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "estimated")
+    VARIANTS[f"spectral-scaled ×{_factor:g}"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "wavelet")
     VARIANTS[f"spectral-scaled ×{_factor:g} σ known"] = (lambda f=_factor: S.ScaledSpectralRule(factor=f), "given")
 
 
@@ -258,13 +259,23 @@ class _Final(S.Rule):
         return False
 
 
+def sigma_of(run: Run, mode: str) -> float | None:
+    """The noise level (0–1 scale) a rule variant sees: the given one, or a recorded estimate
+    (older recordings kept only the wavelet one in their context, and the PCA one beside it)."""
+    if mode == "given":
+        return run.meta["sigma"] / 255.0
+    ctx = run.meta["context"]
+    if ctx.get("estimator", "wavelet") == mode:
+        return ctx["sigma_estimated"]
+    return run.meta.get(f"sigma_{mode}")
+
+
 def evaluate(run: Run, factory: Callable[[], S.Rule], sigma_mode: str) -> dict[str, float]:
     a = run.arrays
-    ctx = S.Context.from_dict(run.meta["context"])
-    if sigma_mode == "pca" and "sigma_pca" not in run.meta:
+    sigma = sigma_of(run, sigma_mode)
+    if sigma is None:
         return {k: math.nan for k in ("step", "output", "ema", "oracle", "oracle_output")} | {"stopped": False}
-    sigma = {"given": run.meta["sigma"] / 255.0, "pca": run.meta.get("sigma_pca")}.get(sigma_mode)
-    ctx = ctx.with_sigma(sigma)
+    ctx = S.Context.from_dict(run.meta["context"]).with_sigma(sigma)
     chosen, stopped = S.replay(factory(), ctx, run.observations)
     i = int(np.searchsorted(a["steps"], chosen))
     oracle = float(np.nanmax(np.maximum(a["psnr"], np.nan_to_num(a["psnr_ema"], nan=-np.inf))))
@@ -277,7 +288,7 @@ def report(out: Path, md: Path | None, title: str, note: str) -> str:
     if not runs:
         raise SystemExit(f"no finished runs under {out / 'runs'}")
     variants = dict(VARIANTS)
-    variants["none (last step)"] = (_Final, "estimated")
+    variants["none (last step)"] = (_Final, "wavelet")
     results = {v: [evaluate(r, f, m) for r in runs] for v, (f, m) in variants.items()}
     sets = sorted({r.meta["kind"] for r in runs})
     sigmas = sorted({r.meta["sigma"] for r in runs})
@@ -313,6 +324,7 @@ def report(out: Path, md: Path | None, title: str, note: str) -> str:
                              f"{statistics.mean(r['step'] for r in rs):.0f} | {sum(r['stopped'] for r in rs)}/{len(rs)} |")
             lines.append("")
     default = f"{S.DEFAULT_RULE} {S.DEFAULT_LAG}" if S.DEFAULT_RULE.endswith("-lag") else S.DEFAULT_RULE
+    default += " σ PCA" if S.DEFAULT_SIGMA_ESTIMATOR == "pca" else ""
     for kind in sets:
         idx = [i for i, r in enumerate(runs) if r.meta["kind"] == kind and r.meta["sigma"] == 25]
         if not idx:
@@ -326,7 +338,7 @@ def report(out: Path, md: Path | None, title: str, note: str) -> str:
             ii = [i for i in idx if runs[i].meta["image"] == n]
             rs = [results[default][i] for i in ii]
             ours.append(statistics.mean(r["ema"] for r in rs))
-            est = statistics.mean(255 * runs[i].meta["context"]["sigma_estimated"] for i in ii)
+            est = statistics.mean(255 * sigma_of(runs[i], S.DEFAULT_SIGMA_ESTIMATOR) for i in ii)
             cropped = "crop" in runs[ii[0]].meta["how"]
             pub = "— (a crop)" if cropped else (f"{PUBLISHED[n]:.2f}" if kind == "cbm3d9" and n in PUBLISHED else "—")
             lines.append(f"| {n} | {'×'.join(map(str, runs[ii[0]].meta['shape'][1:]))} | {est:.1f} | "

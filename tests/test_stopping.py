@@ -218,7 +218,7 @@ def test_delayed_rule_waits_its_lag_after_the_inner_rule(scene) -> None:
     for rule in (S.Delayed(S.DiscrepancyRule(), 200), S.LaggedDiscrepancyRule(delay=200)):
         (chosen, stopped), _, _ = observe_all(rule, noisy, traj, sigma=SIGMA)
         assert chosen == stopped == fired + 200
-    assert S.make_rule("auto").name == S.DEFAULT_RULE == "discrepancy-lag"
+    assert S.make_rule("auto").name == S.DEFAULT_RULE == "spectral-lag"
 
 
 def test_scaled_rule_waits_in_proportion_to_the_inner_step(scene) -> None:
@@ -261,3 +261,21 @@ def test_the_patch_pca_sigma_estimate_is_not_fooled_by_texture(textured_rgb, sig
     assert abs(pca - sigma) < abs(wavelet - sigma)
     with pytest.raises(Exception, match="unknown σ estimator"):
         estimate_sigma(noisy, "mad")
+
+
+def test_the_context_records_its_sigma_estimator_and_reads_old_records_as_wavelet() -> None:
+    """The default rule estimates σ with the patch-PCA estimator; a recorded context says which
+    estimator made its σ̂, and one recorded before the field existed was the wavelet one."""
+    from dipscope.stopping import DEFAULT_SIGMA_ESTIMATOR, Context
+
+    noisy = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ctx = Context.from_target(noisy)
+    assert ctx.estimator == DEFAULT_SIGMA_ESTIMATOR == "pca"
+    assert Context.from_dict(ctx.to_dict()).estimator == "pca"
+    old = {k: v for k, v in ctx.to_dict().items() if k != "estimator"}
+    assert Context.from_dict(old).estimator == "wavelet"
+    assert Context.from_target(noisy, estimator="wavelet").sigma_estimated == pytest.approx(
+        S.estimate_sigma(noisy, "wavelet"))
+    cb = S.EarlyStopping("auto", noisy)
+    cb.on_start(None)  # type: ignore[arg-type]
+    assert cb.context.estimator == "pca" and cb.rule.name == "spectral-lag"

@@ -43,13 +43,17 @@ Rules (names for :func:`make_rule` and ``dipscope denoise --stop``):
     Those two fire at step ``t``; stop at ``DEFAULT_FACTOR · t`` (= 2t): a wait that scales with
     the fit's own pace (:class:`Delayed` with ``factor``).
 
-The default (``auto``) is ``discrepancy-lag`` with σ estimated from the noisy image, returning
-the EMA. It was chosen on the reduced CPU benchmark (15 fits, ``benchmarks/STOPPING.md``) by the
-largest mean gap to the oracle over σ ∈ {15, 25, 50} on the cbm3d9 crops, counting both σ
-estimated and σ given (``--stop-sigma``): 0.65 dB, against 0.58 for ``spectral-lag`` (a tie within
-the spread of 3 runs; the simpler rule kept). The ``-scaled`` rules do better with σ estimated
-but fall apart when σ is given (up to 4 dB at σ = 50), so they are offered, not the default.
-The full-size, 2-seed benchmark (GPU) has not been run.
+The default (``auto``) is ``spectral-lag`` with σ estimated from the noisy image by the
+patch-covariance estimator (:data:`DEFAULT_SIGMA_ESTIMATOR`, ``pca``), returning the EMA. It
+replaced ``discrepancy-lag`` with the wavelet estimate on the reduced CPU benchmark
+(``benchmarks/STOPPING.md``, 21 fits of 64×64 crops): mean gap to the oracle 0.05 / 0.13 / 0.02 dB
+at σ = 15 / 25 / 50 on the three images the rules were tuned on and 0.05 / 0.21 / 0.77 on four
+held-out ones, against 0.68 / 0.15 / 0.09 and 0.42 / 0.13 / 0.80 before. Most of the σ = 15 gain
+is the estimator (the wavelet one reads fine texture as noise). The held-out σ = 50 gap is the
+EMA's: there the best image is a raw output at step 60–90, which an EMA started at step 0
+cannot reach (the rule's EMA is within 0.35 dB of the best EMA in every σ = 50 run). The
+``-scaled`` rules do better with σ estimated but fall apart when σ is given (up to 4 dB at
+σ = 50), so they are offered, not the default.
 """
 
 from __future__ import annotations
@@ -58,13 +62,13 @@ from .callback import Choice, EarlyStopping
 from .rules import (DEFAULT_FACTOR, DEFAULT_LAG, DEFAULT_RETURN_EMA, DEFAULT_RULE, RULES, Delayed, DiscrepancyRule,
                     EMVRule, LaggedDiscrepancyRule, LaggedSpectralRule, Rule, ScaledDiscrepancyRule,
                     ScaledSpectralRule, ShiRule, SpectralRule, WMVRule, crossing_band, make_rule, replay)
-from .signals import (FEATURES, SIGMA_ESTIMATORS, Context, Observation, Probe, estimate_sigma, estimate_sigma_pca,
+from .signals import (DEFAULT_SIGMA_ESTIMATOR, FEATURES, SIGMA_ESTIMATORS, Context, Observation, Probe, estimate_sigma, estimate_sigma_pca,
                       estimate_sigma_wavelet, mlv_sharpness, perceptual_blur, to_grey)
 from ..errors import DipscopeError
 
 __all__ = ["Choice", "EarlyStopping", "DEFAULT_FACTOR", "DEFAULT_LAG", "DEFAULT_RETURN_EMA", "DEFAULT_RULE", "RULES",
            "Delayed", "DiscrepancyRule", "EMVRule", "LaggedDiscrepancyRule", "LaggedSpectralRule", "Rule",
            "ScaledDiscrepancyRule", "ScaledSpectralRule", "ShiRule", "SpectralRule", "WMVRule", "crossing_band",
-           "make_rule", "replay", "FEATURES", "SIGMA_ESTIMATORS", "Context", "Observation", "Probe", "estimate_sigma",
+           "make_rule", "replay", "DEFAULT_SIGMA_ESTIMATOR", "FEATURES", "SIGMA_ESTIMATORS", "Context", "Observation", "Probe", "estimate_sigma",
            "estimate_sigma_pca", "estimate_sigma_wavelet", "mlv_sharpness",
            "perceptual_blur", "to_grey", "DipscopeError"]

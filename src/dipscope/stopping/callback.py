@@ -28,11 +28,12 @@ class Choice:
     output: torch.Tensor = field(repr=False, default=None)  # type: ignore[assignment]
     ema: torch.Tensor | None = field(repr=False, default=None)
     reason: str = ""
+    sigma_estimator: str | None = None  # how σ was estimated (None when it was given)
 
     def summary(self) -> dict[str, Any]:
         return {"rule": self.rule, "step": self.step, "source": self.source, "stopped_at": self.stopped_at,
                 "stopped_early": self.stopped_at is not None, "sigma_255": 255.0 * self.sigma,
-                "sigma_given": self.sigma_given, "reason": self.reason}
+                "sigma_given": self.sigma_given, "sigma_estimator": self.sigma_estimator, "reason": self.reason}
 
 
 class EarlyStopping(Callback):
@@ -126,4 +127,4 @@ class EarlyStopping(Callback):
         self.choice = Choice(rule=self.rule.name, step=step, image=ema if use_ema else out,
                              source=source, stopped_at=self.rule.stopped_at,
                              sigma=self.context.sigma, sigma_given=self.context.sigma_given, output=out, ema=ema,
-                             reason=reason)
+                             reason=reason, sigma_estimator=None if self.context.sigma_given else self.context.estimator)

@@ -174,7 +174,8 @@ class SpectralRule(Rule):
     bands to reach ``σ²`` — averaging low bands that are already over-fitted with high bands
     that are not fitted at all, so its stop depends on how much high-frequency signal the
     image has — this tests the one band where the trade-off between losing signal and
-    fitting noise is decided. ``σ`` is the given noise level, else scikit-image's estimate.
+    fitting noise is decided. ``σ`` is the given noise level, else estimated from ``y``
+    (:func:`~dipscope.stopping.signals.estimate_sigma`).
     """
 
     name = "spectral"
@@ -304,7 +305,7 @@ RULES: dict[str, type[Rule]] = {
     "discrepancy-scaled": ScaledDiscrepancyRule, "spectral-scaled": ScaledSpectralRule,
 }
 #: What ``--stop auto`` uses (chosen on the benchmark, see ``benchmarks/STOPPING.md``).
-DEFAULT_RULE = "discrepancy-lag"
+DEFAULT_RULE = "spectral-lag"
 #: Whether ``--stop auto`` returns the EMA of the outputs at the rule's step (where the fit keeps one).
 DEFAULT_RETURN_EMA = True
 

@@ -27,11 +27,15 @@ _DB2_HI = (-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.129
 
 
 SIGMA_ESTIMATORS = ("wavelet", "pca")
+#: The estimator the stopping rules use unless told otherwise: the patch-covariance one, which
+#: fine texture does not bias (``benchmarks/STOPPING.md``: σ = 15 read as 21.3 on baboon by the
+#: wavelet estimator, 15.x by this one; the default rule's σ = 15 gap fell from 0.68 to 0.05 dB).
+DEFAULT_SIGMA_ESTIMATOR = "pca"
 
 
-def estimate_sigma(target: torch.Tensor, method: str = "wavelet") -> float:
-    """Noise std of ``target`` (C, H, W) in [0, 1] units: :func:`estimate_sigma_wavelet`
-    (``wavelet``) or :func:`estimate_sigma_pca` (``pca``)."""
+def estimate_sigma(target: torch.Tensor, method: str = DEFAULT_SIGMA_ESTIMATOR) -> float:
+    """Noise std of ``target`` (C, H, W) in [0, 1] units: :func:`estimate_sigma_pca` (``pca``,
+    the default) or :func:`estimate_sigma_wavelet` (``wavelet``)."""
     if method == "wavelet":
         return estimate_sigma_wavelet(target)
     if method == "pca":
@@ -88,7 +92,8 @@ def estimate_sigma_wavelet(target: torch.Tensor) -> float:
 class Context:
     """What a rule knows before the fit: the measurement and its noise level.
 
-    ``sigma`` is on the [0, 1] scale: the given one, else :func:`estimate_sigma` of ``y``.
+    ``sigma`` is on the [0, 1] scale: the given one, else :func:`estimate_sigma` of ``y``
+    (``sigma_estimated``, by ``estimator``, is kept either way).
     ``band_power[k]`` is the mean power per frequency of ``y`` in band ``k`` (rings of
     :func:`dipscope.spectral.band_masks`, then the corner band), averaged over channels; with
     the unitary FFT, white noise of std σ has ``σ²`` per frequency in every band.
@@ -101,10 +106,11 @@ class Context:
     band_count: np.ndarray
     edges: np.ndarray
     shape: tuple[int, int, int]
+    estimator: str = DEFAULT_SIGMA_ESTIMATOR
 
     @classmethod
     def from_target(cls, target: torch.Tensor, sigma: float | None = None, bands: int = 8,
-                    estimator: str = "wavelet") -> "Context":
+                    estimator: str = DEFAULT_SIGMA_ESTIMATOR) -> "Context":
         """``sigma`` on the [0, 1] scale (None: estimate it from ``target`` with ``estimator``,
         one of :data:`SIGMA_ESTIMATORS`)."""
         t = target.detach().float().cpu()
@@ -114,24 +120,26 @@ class Context:
         power = spectral.band_energy(t, edges).sum(0).numpy() / (t.shape[0] * counts)
         return cls(sigma=float(sigma) if sigma is not None else est, sigma_given=sigma is not None,
                    sigma_estimated=est, band_power=power, band_count=counts, edges=edges.numpy(),
-                   shape=tuple(t.shape))
+                   shape=tuple(t.shape), estimator=estimator)
 
     def with_sigma(self, sigma: float | None) -> "Context":
         """The same context with another noise level (None: the estimated one)."""
         return Context(sigma=self.sigma_estimated if sigma is None else float(sigma), sigma_given=sigma is not None,
                        sigma_estimated=self.sigma_estimated, band_power=self.band_power,
-                       band_count=self.band_count, edges=self.edges, shape=self.shape)
+                       band_count=self.band_count, edges=self.edges, shape=self.shape, estimator=self.estimator)
 
     def to_dict(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "sigma_given": self.sigma_given, "sigma_estimated": self.sigma_estimated,
                 "band_power": self.band_power.tolist(), "band_count": self.band_count.tolist(),
-                "edges": self.edges.tolist(), "shape": list(self.shape)}
+                "edges": self.edges.tolist(), "shape": list(self.shape), "estimator": self.estimator}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Context":
+        """The inverse of :meth:`to_dict`; a record without ``estimator`` predates the choice and
+        was estimated with ``wavelet``."""
         return cls(sigma=d["sigma"], sigma_given=d["sigma_given"], sigma_estimated=d["sigma_estimated"],
                    band_power=np.asarray(d["band_power"]), band_count=np.asarray(d["band_count"]),
-                   edges=np.asarray(d["edges"]), shape=tuple(d["shape"]))
+                   edges=np.asarray(d["edges"]), shape=tuple(d["shape"]), estimator=d.get("estimator", "wavelet"))
 
 
 def _band_counts(h: int, w: int, edges: torch.Tensor) -> np.ndarray:
