@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16's GPU checks in one script, under 8 minutes on one CUDA GPU:
-#   1. the step: reference vs fast mode, and R runs fitted together (dipscope bench);
+#   1. the step: reference vs fast mode, fast vs fast with the step replayed as a CUDA graph (--cuda-graph),
+#      and R = 1/4/16 runs fitted together, with and without the graph (dipscope bench);
 #   2. bf16 quality parity against fp32 on six images, best and auto-stopped PSNR;
 #   3. time to the denoised image against the original protocol (3 000 reference steps), σ = 25.
 # Usage:  bash benchmarks/gpu_check.sh [--device cuda] [--quick] [--out DIR]

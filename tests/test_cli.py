@@ -167,3 +167,9 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     assert "50 timed steps" in text and "Measured on:" in text and row["reference_timed_by"] == "timing"
     rows, _ = run(replace(cfg, seed=1, parts=("timing",)))  # other settings: the kept original is not reused
     assert rows == [] and kept.read_text() == before
+    rows, text = run(replace(cfg, parts=("ensemble",), ensemble_runs=2))  # R = 2 runs of ours, scored at 1 and 2
+    (row, ens) = rows
+    assert ens["kind"] == "ensemble" and set(ens["psnr"]) == {1, 2} and len(ens["steps"]) == 2
+    assert ens["psnr"][1] == pytest.approx(row["ours_psnr"], abs=1e-6)  # run 0 is ours: same seed, same settings
+    assert ens["gain"][2] == pytest.approx(ens["psnr"][2] - ens["psnr"][1]) and ens["time_cost"][2] > 1.0
+    assert "## Ensembles" in text and "Mean gain over one run: 2 runs" in text

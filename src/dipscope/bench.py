@@ -28,6 +28,7 @@ from .runtime import cpu_has_native_bf16, describe_device, resolve_device, versi
 
 REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
 FAST = dict(precision="auto", channels_last=None, fast=True, compile=False)
+GRAPH = dict(FAST, cuda_graph=True)  # CUDA only: the fast step captured once and replayed
 
 
 class StepClock(Callback):
@@ -165,22 +166,36 @@ def run(steps: int = 10, quick: bool = False, device: str = "auto", memory: bool
             f"{flops / ref / 1e9:.0f} | {flops / fast / 1e9:.0f} | {fmt[0]} | {fmt[1]} |")
         rows.append((case.name, ref, fast))
         print(lines[-1], flush=True)
+    if dev.type == "cuda":
+        say("")
+        say("The fast step captured once as a CUDA graph and replayed (`--cuda-graph`) against the fast step:")
+        say("")
+        say("| network | fast ms/step | fast + CUDA graph ms/step | speed-up |")
+        say("|---|---|---|---|")
+        for case in cases(quick):
+            t = time_modes(case.spec, case.size, {"fast": FAST, "graph": GRAPH}, steps, device=device)
+            fast, graph = statistics.median(t["fast"]), statistics.median(t["graph"])
+            say(f"| {case.name} | {1000 * fast:.1f} | {1000 * graph:.1f} | {fast / graph:.2f}× |")
+            print(lines[-1], flush=True)
     say("")
     say("Runs fitted together (fast mode, standard network): time per step of R runs, per run, and the "
-        "throughput per run against R sequential single runs (grouped = one network of grouped convolutions).")
+        "throughput per run against R sequential single runs (grouped = one network of grouped convolutions"
+        + ("; on CUDA also with the step replayed as a CUDA graph" if dev.type == "cuda" else "") + ").")
     say("")
-    say("| size | R | sequential ms/step/run | grouped ms/step | grouped ms/step/run | throughput gain |")
-    say("|---|---|---|---|---|---|")
+    say("| size | R | mode | sequential ms/step/run | grouped ms/step | grouped ms/step/run | throughput gain |")
+    say("|---|---|---|---|---|---|---|")
     standard, _ = preset("ulyanov2018")
+    modes = {"fast": FAST, "fast + graph": GRAPH} if dev.type == "cuda" else {"fast": FAST}
     for size in ([64] if quick else [64, 128]):
-        single = statistics.median(time_modes(standard, size, {"fast": FAST}, steps, device=device)["fast"])
-        for R in (1, 2, 4):
-            grouped = statistics.median(
-                time_modes(standard, size, {"fast": FAST}, steps, device=device, runs=R, group=True)["fast"]
-            )
-            say(f"| {size}×{size} | {R} | {1000 * single:.0f} | {1000 * grouped:.0f} | {1000 * grouped / R:.0f} | "
-                f"{single * R / grouped:.2f}× |")
-            print(lines[-1], flush=True)
+        for name, mode in modes.items():
+            single = statistics.median(time_modes(standard, size, {name: mode}, steps, device=device)[name])
+            for R in ((1, 4, 16) if dev.type == "cuda" else (1, 2, 4)):
+                grouped = statistics.median(
+                    time_modes(standard, size, {name: mode}, steps, device=device, runs=R, group=True)[name]
+                )
+                say(f"| {size}×{size} | {R} | {name} | {1000 * single:.1f} | {1000 * grouped:.1f} | "
+                    f"{1000 * grouped / R:.1f} | {single * R / grouped:.2f}× |")
+                print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
     if results is not None:
         results.write_text(report)

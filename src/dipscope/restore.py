@@ -25,6 +25,7 @@ from .physics import parse_blur
 from .callbacks import SpectralObserver
 from .plots import band_heatmap, fit_curves
 from .presets import preset
+from .runtime import resolve_device
 from .runs.rundir import RunWriter, run_record, write_csv, write_json
 from .tasks import DEFAULT_PRESETS, MEASUREMENT_FILES, RESULT_FILES, TASKS, Measurement, measure
 
@@ -152,6 +153,8 @@ def resolve(request: RestoreRequest) -> tuple[ModelSpec, FitConfig]:
     updates.update(request.overrides)
     config = replace(config, **updates)
     config.validate()
+    if config.cuda_graph and resolve_device(config.device).type != "cuda":
+        raise DipscopeError(f"--cuda-graph needs a CUDA device, not {config.device!r}")
     return spec, config
 
 
@@ -169,6 +172,7 @@ class RestoreRun:
     kept: Path | None = None
     results: list[FitResult] = field(default_factory=list)  # every run's, for an ensemble
     result_file: str = "denoised.png"
+    choices: list[torch.Tensor] = field(default_factory=list)  # every run's chosen image (an ensemble averages them)
 
 
 def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> RestoreRun:
@@ -282,7 +286,7 @@ def _write(writer: RunWriter, request: RestoreRequest, spec: ModelSpec, config: 
         )
         write_json(tmp / "run.json", record)
         out = writer.commit()
-    return RestoreRun(out, result, stopping, kept, results, result_file)
+    return RestoreRun(out, result, stopping, kept, results, result_file, [image for image, _ in chosen])
 
 
 def _choice(stopper: Any, result: FitResult, return_ema: bool, requested: str,

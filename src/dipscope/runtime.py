@@ -69,10 +69,12 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.float64 if precision == "fp64" else torch.float32
 
 
-def autocast(precision: str, device: torch.device) -> ContextManager:
-    """Autocast context for the forward pass (fp32 master weights and loss stay fp32)."""
+def autocast(precision: str, device: torch.device, cache: bool = True) -> ContextManager:
+    """Autocast context for the forward pass (fp32 master weights and loss stay fp32);
+    ``cache=False`` for a pass captured in a CUDA graph (autocast's weight cache would hold
+    tensors made during capture)."""
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return nullcontext()
 
 

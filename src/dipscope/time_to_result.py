@@ -46,12 +46,13 @@ from .physics import GaussianNoise
 from .presets import preset
 from .restore import DenoiseRequest, denoise
 from .runtime import cpu_has_native_bf16
+from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field")
 REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
 
 
-PARTS = ("original", "timing", "ours")
+PARTS = ("original", "timing", "ours", "ensemble")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TimeToResult:
     reference_steps: int = 3000
     measure_steps: int | None = None  # time only this many reference steps (the ``timing`` part)
     max_steps: int | None = None  # cap on our run's steps (None: the preset's)
+    ensemble_runs: int = 4  # the ``ensemble`` part: ``dipscope denoise --runs`` this many, scored at R = 1, 2, 4 …
     levels: int | None = None
     device: str = "auto"
     seed: int = 0
@@ -74,7 +76,7 @@ class TimeToResult:
     def quick(cls) -> "TimeToResult":
         """A smoke run of the whole benchmark (two 64×64 crops, σ = 25, 60 steps, 3 levels)."""
         return cls(images=("astronaut", "camera"), sigmas=(25.0,), crop=64, reference_steps=60, max_steps=60,
-                   levels=3)
+                   levels=3, ensemble_runs=2)
 
     def validate(self) -> None:
         if self.measure_steps is not None and self.measure_steps < 50 and self.reference_steps > self.measure_steps:
@@ -86,6 +88,8 @@ class TimeToResult:
             raise DipscopeError(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
         if self.crop < 16:
             raise DipscopeError("--crop must be at least 16 pixels")
+        if self.ensemble_runs < 2:
+            raise DipscopeError("an ensemble needs at least 2 runs")
 
 
 def skimage_photo(name: str, side: int) -> torch.Tensor:
@@ -131,6 +135,29 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
             "ours_precision": run.result.precision, "ours_threads": torch.get_num_threads()}
 
 
+def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
+    """``dipscope denoise --runs R`` with its defaults (R = ``cfg.ensemble_runs``; seeds
+    ``seed … seed + R − 1``, in turn on a CPU, grouped on CUDA): the PSNR of the mean of the
+    first ``r`` runs' stopped images for r = 1, 2, 4, … ≤ R, each run's fit time and steps, and
+    the wall time of the whole call."""
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "clean.png"
+    write_image(source, clean)
+    request = DenoiseRequest(image=source, out=work / "ensemble", sigma=sigma, seed=cfg.seed, device=cfg.device,
+                             steps=cfg.max_steps, levels=cfg.levels, runs=cfg.ensemble_runs, force=True)
+    start = time.perf_counter()
+    run = denoise(request)
+    seconds = time.perf_counter() - start
+    if run.stopping.get("interrupted"):
+        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+    sizes = [r for r in (1, 2, 4, 8, 16) if r <= len(run.choices)]
+    return {"ensemble_seconds": seconds, "ensemble_fit_seconds": [r.seconds for r in run.results],
+            "ensemble_steps": [r.steps_done for r in run.results],
+            "ensemble_psnr": {str(r): psnr(torch.stack(run.choices[:r]).mean(0), clean) for r in sizes},
+            "ensemble_grouped": run.result.grouped, "ensemble_precision": run.result.precision,
+            "ensemble_threads": torch.get_num_threads()}
+
+
 def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult, steps: int | None = None) -> dict[str, Any]:
     """The original protocol in reference mode for ``steps`` (default all) steps: the PSNR of its
     EMA at the last step, the oracle best over the run, and its time."""
@@ -154,7 +181,9 @@ def settings_of(part: str, cfg: TimeToResult) -> dict[str, Any]:
         return {**common, "reference_steps": cfg.reference_steps}
     if part == "timing":
         return {**common, "measure_steps": cfg.measure_steps}
-    return {**common, "max_steps": cfg.max_steps}
+    # our runs stop by the default rule: a part measured under another default is not reused
+    ours = {**common, "max_steps": cfg.max_steps, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
+    return ours if part == "ours" else {**ours, "runs": cfg.ensemble_runs}
 
 
 def _part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:
@@ -181,7 +210,8 @@ def measure_parts(name: str, clean: torch.Tensor, sigma: float, cfg: TimeToResul
     folder = root / f"{name}-s{sigma:g}"
     measures = {"original": lambda: original(clean, sigma, cfg),
                 "timing": lambda: original(clean, sigma, cfg, cfg.measure_steps),
-                "ours": lambda: ours(clean, sigma, cfg, folder / "work")}
+                "ours": lambda: ours(clean, sigma, cfg, folder / "work"),
+                "ensemble": lambda: ensemble(clean, sigma, cfg, folder / "work")}
     parts: dict[str, Any] = {}
     for part in PARTS:
         if part == "timing" and cfg.measure_steps is None:
@@ -198,7 +228,7 @@ def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) ->
         return None
     o, t, u = parts["original"], parts.get("timing"), parts["ours"]
     timed = t if t is not None else o
-    row: dict[str, Any] = {"image": name, "sigma": sigma, "reference_steps_run": o["steps"],
+    row: dict[str, Any] = {"kind": "time to result", "image": name, "sigma": sigma, "reference_steps_run": o["steps"],
                            "reference_seconds": timed["seconds"] / max(timed["steps"], 1) * cfg.reference_steps,
                            "reference_time_extrapolated": timed["steps"] < cfg.reference_steps,
                            "reference_threads": timed["threads"], "reference_timed_by": "timing" if t else "original",
@@ -209,6 +239,23 @@ def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) ->
     row["time_ratio"] = row["reference_seconds"] / row["ours_seconds"]
     row["psnr_vs_reference_ema"] = row["ours_psnr"] - row["reference_ema_psnr"]
     row["psnr_vs_oracle"] = row["ours_psnr"] - row["reference_best_psnr"]
+    return row
+
+
+def ensemble_row_of(name: str, sigma: float, parts: dict[str, Any]) -> dict[str, Any] | None:
+    """The ensemble part as a row: PSNR of the mean of r runs and its gain over one run, and the
+    time of r runs in turn relative to one (from each run's fit time), for r = 2, 4, …"""
+    e = parts.get("ensemble")
+    if e is None:
+        return None
+    psnrs, fit = {int(r): v for r, v in e["ensemble_psnr"].items()}, e["ensemble_fit_seconds"]
+    row = {"kind": "ensemble", "image": name, "sigma": sigma, "psnr": psnrs, "steps": e["ensemble_steps"],
+           "grouped": e["ensemble_grouped"], "precision": e["ensemble_precision"], "machine": e["machine"]}
+    row["gain"] = {r: v - psnrs[1] for r, v in psnrs.items() if r > 1}
+    if e["ensemble_grouped"] > 1:  # one grouped fit: no per-run times, the whole call against ours
+        row["time_cost"] = {}
+    else:
+        row["time_cost"] = {r: sum(fit[:r]) / fit[0] for r in psnrs if r > 1}
     return row
 
 
@@ -226,9 +273,8 @@ def run(cfg: TimeToResult, data_dir: str | None = None) -> tuple[list[dict[str, 
         root = cfg.out if cfg.out is not None else Path(tmp)
         for name, clean in images.items():
             for sigma in cfg.sigmas:
-                row = row_of(name, sigma, measure_parts(name, clean, sigma, cfg, root), cfg)
-                if row is not None:
-                    rows.append(row)
+                parts = measure_parts(name, clean, sigma, cfg, root)
+                rows += [r for r in (row_of(name, sigma, parts, cfg), ensemble_row_of(name, sigma, parts)) if r]
     return rows, report(rows, cfg)
 
 
@@ -236,8 +282,11 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
     """The table: per image and σ, time ratio and PSNR differences, with the machine."""
     from .experiments.common import fmt, markdown_table
 
+    ensembles = [r for r in rows if r["kind"] == "ensemble"]
+    rows = [r for r in rows if r["kind"] == "time to result"]
+    tail = ensemble_report(ensembles)
     if not rows:
-        return "# Time to the denoised image\n\nNo (image, σ) has both its original and its ours part yet.\n"
+        return "# Time to the denoised image\n\nNo (image, σ) has both its original and its ours part yet.\n" + tail
     extrapolated = any(r["reference_time_extrapolated"] for r in rows)
     header = ["image", "σ", "ours: s", "ours: dB (step)", f"original: s{'*' if extrapolated else ''}",
               f"original: EMA dB at {rows[0]['reference_steps_run']}", "original: oracle dB",
@@ -259,4 +308,27 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
             f"threads; {cfg.crop}×{cfg.crop} crops.\n\n" + markdown_table(header, body)
             + f"\nMean time ratio {means[0]:.2f}×, mean Δ vs the original's EMA {means[1]:+.2f} dB, "
               f"mean Δ vs its oracle best {means[2]:+.2f} dB, worst Δ vs oracle "
-              f"{min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n" + note)
+              f"{min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n" + note + tail)
+
+
+def ensemble_report(rows: Sequence[dict[str, Any]]) -> str:
+    """The ensemble table: PSNR of the mean of r runs' stopped images, gain and time cost."""
+    from .experiments.common import markdown_table
+
+    if not rows:
+        return ""
+    sizes = sorted({r for row in rows for r in row["psnr"] if r > 1})
+    header = ["image", "σ", "1 run: dB (step)"] + [f"{r} runs: dB (gain)" for r in sizes] + [
+        f"time of {r} runs" for r in sizes]
+    body = []
+    for row in rows:
+        cost = [f"{row['time_cost'][r]:.2f}×" if r in row["time_cost"] else "—" for r in sizes]
+        body.append([row["image"], f"{row['sigma']:g}", f"{row['psnr'][1]:.2f} ({row['steps'][0]})"]
+                    + [f"{row['psnr'][r]:.2f} ({row['gain'][r]:+.2f})" if r in row["psnr"] else "—" for r in sizes]
+                    + cost)
+    means = [f"{r} runs {np.mean([x['gain'][r] for x in rows if r in x['gain']]):+.2f} dB" for r in sizes]
+    machines = sorted({r["machine"] for r in rows})
+    return ("\n## Ensembles: the mean of R runs' stopped images (`dipscope denoise --runs R`)\n\nMeasured on: "
+            + "; ".join(machines) + ". Time = the runs' fit times in turn relative to the first run's "
+            "(grouped runs: —).\n\n" + markdown_table(header, body) + "\nMean gain over one run: "
+            + ", ".join(means) + ".\n")

@@ -44,8 +44,9 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
     ("precision", Precision, typer.Option(Precision("auto"), rich_help_panel=_FIT, help="auto (bf16 where the hardware has it), fp32, bf16 or fp64.")),
     ("layout", Layout, typer.Option(Layout("auto"), rich_help_panel=_FIT, help="Memory layout of activations (auto: the faster one here).")),
     ("compile", bool, typer.Option(False, "--compile/--no-compile", rich_help_panel=_FIT, help="torch.compile the network (slower on small CPUs).")),
+    ("cuda_graph", bool, typer.Option(False, "--cuda-graph/--no-cuda-graph", rich_help_panel=_FIT, help="Capture the training step once as a CUDA graph and replay it (CUDA only; fast path).")),
     ("fast", bool, typer.Option(True, "--fast/--no-fast", rich_help_panel=_FIT, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA.")),
-    ("reference", bool, typer.Option(False, "--reference", rich_help_panel=_FIT, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast.")),
+    ("reference", bool, typer.Option(False, "--reference", rich_help_panel=_FIT, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast --no-cuda-graph.")),
     ("seed", int, typer.Option(0, rich_help_panel=_FIT, help="Seed of the network, its input and the added noise (or dropped pixels).")),
     ("runs", int, typer.Option(1, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the time).")),
     ("spectra", bool, typer.Option(False, "--spectra", rich_help_panel=_FIT, help="Record the per-band error of the output against the clean image over the fit (spectral.csv, spectrum.png).")),
@@ -56,9 +57,9 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
 def _request_fields(given: dict[str, Any]) -> dict[str, Any]:
     """The fit options as :class:`~dipscope.restore.RestoreRequest` fields."""
     if given.pop("reference"):
-        given.update(precision="fp32", layout="nchw", compile=False, fast=False)
+        given.update(precision="fp32", layout="nchw", compile=False, fast=False, cuda_graph=False)
     precision, layout, width = given.pop("precision"), given.pop("layout"), given.pop("width")
-    overrides = {"compile": given.pop("compile"), "fast": given.pop("fast")}
+    overrides = {"compile": given.pop("compile"), "fast": given.pop("fast"), "cuda_graph": given.pop("cuda_graph")}
     return {**given, "linear_width": width, "precision": None if precision == "auto" else precision,
             "channels_last": _layout(layout), "overrides": overrides}
 

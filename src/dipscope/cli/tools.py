@@ -68,7 +68,8 @@ def bench(
                                                   "(the benchmark resumes; parts can run at different times)."),
     parts: str = typer.Option("original,timing,ours", help="--time-to-result: which parts to measure now: original "
                               "(the full reference run, untimed), timing (--measure-steps reference steps, timed), "
-                              "ours (dipscope denoise, timed); parts kept in --out are always reported."),
+                              "ours (dipscope denoise, timed), ensemble (dipscope denoise --runs 4, scored at 1, 2 and 4 "
+                              "runs); parts kept in --out are always reported."),
 ) -> None:
     """Time the DIP step (reference vs fast mode, GFLOP/s, peak memory, runs fitted together), or
     with --time-to-result the whole way to denoised.png."""

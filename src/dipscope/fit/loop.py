@@ -24,6 +24,7 @@ from ..runtime import (
     resolve_device,
     resolve_precision,
 )
+from .graph import StepGraph, graph_capture_possible
 from .recovery import DivergenceGuard
 from .setup import (check_inputs, check_memory, enable_fast_math, make_optimizer, network_input, padded_shape,
                     resolve_layout)
@@ -140,6 +141,9 @@ class GroupFit:
         self.channels_last = resolve_layout(config.channels_last, self.precision, self.device) and spec.family == "skip"
         out_shape, self.padding = padded_shape(spec, self.shape)
         check_memory(spec, out_shape, self.R, config.pixel_batch, self.device)
+        self.graphed = config.cuda_graph
+        if self.graphed and not graph_capture_possible(self.device):
+            raise DipscopeError(f"CUDA graphs need a CUDA device, not {self.device}")
         if config.fast:
             enable_fast_math(self.device)
         self._build(seeds, out_shape, target)
@@ -172,14 +176,17 @@ class GroupFit:
         self.op = self.operator.to(device)
         self.noise_gens = [torch.Generator(device=device).manual_seed(derive_seed(s, "input_noise")) for s in seeds]
         self.z_parts = [zp.shape for zp in zs]
-        self.optimizer = make_optimizer(net.parameters(), config, device)
+        self.optimizer = make_optimizer(net.parameters(), config, device, capturable=self.graphed)
         self.run_net = torch.compile(net) if config.compile else net
+        if self.graphed:  # the captured step reads its input from one fixed buffer
+            self.static_inp = z.clone() if config.reg_noise_std > 0 else z
+            self.graph_step = StepGraph(self._graph_body)
 
     # --- the network's output --------------------------------------------------------------
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         """Network output as (R, C, H, W) in the loss dtype, cropped to the image."""
-        with autocast(self.precision, self.device):
+        with autocast(self.precision, self.device, cache=not self.graphed):
             out = self.run_net(inp)
         return crop_padding(out.to(self.dtype), self.padding).reshape(self.R, *self.shape)
 
@@ -245,6 +252,8 @@ class GroupFit:
 
     def step(self, step: int) -> bool:
         """One Adam step (with the observations of an observation step); True when every run has stopped."""
+        if self.graphed:
+            return self._replayed_step(step)
         config = self.config
         self.optimizer.zero_grad(set_to_none=True)
         if config.pixel_batch:  # coordinate models only, R = 1
@@ -278,6 +287,46 @@ class GroupFit:
         run_loss.sum().backward()
         self.optimizer.step()
         return False
+
+    def _graph_body(self) -> None:
+        """The captured part of a step: forward on the input buffer, loss, backward, Adam; keeps
+        the output and per-run losses (before the update) as ``static_out``/``static_loss``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.forward(self.static_inp)
+        run_loss = self.run_losses(out)
+        run_loss.sum().backward()
+        self.optimizer.step()
+        self.static_out, self.static_loss = out.detach(), run_loss.detach()
+
+    def _replayed_step(self, step: int) -> bool:
+        """:meth:`step` with the update replayed from a CUDA graph (``config.cuda_graph``).
+
+        The same computation in the same order, except that the update is part of the replay:
+        the observations of step ``t`` (and the divergence check) come after its update,
+        computed from the output before it. So a run reset for divergence gets its last good
+        weights back after the bad update (instead of skipping it), the good copy of a healthy
+        run holds the weights after the observed step's update, and the update of the step at
+        which every run stopped is done but never used.
+        """
+        config = self.config
+        if config.reg_noise_std > 0:
+            self.static_inp.copy_(self.z + config.reg_noise_std * self.input_noise())
+        self.graph_step()
+        out, run_loss = self.static_out, self.static_loss
+        self.losses[step] = run_loss
+        if config.ema is not None:
+            self._update_ema(out)
+        if step % config.observe_every != 0:
+            return False
+        values = run_loss.cpu().tolist()
+        bad = [False] * self.R
+        if self.guard is not None:
+            bad = self.guard.check(values, self.net, self.optimizer, step, self.ema)
+        out = out.clone()  # the buffer is overwritten by the next replay; observers may keep this one
+        for r, book in enumerate(self.books):
+            if book.stopped_at is None and not bad[r]:
+                self.observe(book, self.state_of(r, step, values[r], out))
+        return all(b.stopped_at is not None for b in self.books)
 
     def _pixel_batch_loss(self) -> torch.Tensor:
         """The loss on a random minibatch of pixels (drawn with replacement, as in the study)."""

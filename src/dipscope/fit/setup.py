@@ -90,10 +90,12 @@ def check_memory(spec: ModelSpec, out_shape: tuple[int, int, int], runs: int, pi
         )
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], config: FitConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam; the fused (single-kernel) implementation on the fast path where it exists."""
+def make_optimizer(params: Iterable[torch.nn.Parameter], config: FitConfig, device: torch.device,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """Adam; the fused (single-kernel) implementation on the fast path where it exists;
+    ``capturable`` keeps its step count on the device, so a CUDA graph can replay the update."""
     fused = config.fast and device.type in ("cpu", "cuda")
-    return torch.optim.Adam(params, lr=config.lr, fused=True if fused else None)
+    return torch.optim.Adam(params, lr=config.lr, fused=True if fused else None, capturable=capturable)
 
 
 def resolve_layout(channels_last: bool | None, precision: str, device: torch.device) -> bool:

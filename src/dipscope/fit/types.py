@@ -41,6 +41,10 @@ class FitConfig:
         the original implementation's execution (fp32, NCHW, eager, stock Adam).
     compile : run the network through ``torch.compile`` (off by default: on a 2-core CPU it
         took ~2 min to compile and the step was slower, see ``benchmarks/RESULTS.md``).
+    cuda_graph : capture the whole training step (forward, loss, backward, Adam) once as a
+        CUDA graph and replay it (:mod:`dipscope.fit.graph`): removes the per-kernel launch
+        cost that dominates small networks on a GPU. CUDA only, fast path only, not with
+        ``compile`` or pixel minibatches. Off by default until measured on a GPU.
     seed : seeds the weights, the input and all noise of the fit.
     """
 
@@ -59,6 +63,7 @@ class FitConfig:
     channels_last: bool | None = None
     fast: bool = True
     compile: bool = False
+    cuda_graph: bool = False
     seed: int = 0
 
     def validate(self) -> None:
@@ -82,6 +87,9 @@ class FitConfig:
             raise DipscopeError("observe_every must be ≥ 1")
         if self.pixel_batch is not None and self.pixel_batch < 1:
             raise DipscopeError("pixel_batch must be ≥ 1")
+        if self.cuda_graph and (self.pixel_batch or self.compile or not self.fast):
+            raise DipscopeError("CUDA graphs are part of the fast path: not with --reference, --compile or pixel "
+                                "minibatches")
 
 
 @dataclass
