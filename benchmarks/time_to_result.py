@@ -10,6 +10,12 @@ the timed parts on a quiet machine:
 
     OMP_NUM_THREADS=1 python benchmarks/time_to_result.py --out DIR --crop 128 --parts original
     python benchmarks/time_to_result.py --out DIR --crop 128 --measure-steps 50 --parts timing,ours --md FILE
+
+The ``ensemble`` part (``dipscope denoise --runs 4``, scored as the mean of the first 1, 2 and 4
+runs' stopped images) is a quality measurement with each run's fit time; it can run in the
+background too:
+
+    OMP_NUM_THREADS=1 python benchmarks/time_to_result.py --out DIR --crop 128 --sigmas 25 --parts ensemble
 """
 
 from __future__ import annotations

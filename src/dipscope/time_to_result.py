@@ -19,6 +19,11 @@ machine) and ``ours`` (timed: quiet machine). With ``out`` each part is kept as
 parts can be run at different times (``parts``). The original protocol's time is the timing
 part's seconds per step × ``reference_steps`` where it exists, else the full run's own time.
 
+A fourth part, ``ensemble``, runs ``denoise`` with ``--runs ensemble_runs`` (default 4): the PSNR
+of the mean of the first 1, 2, 4 runs' stopped images, and each run's fit time, so the gain of
+an ensemble of R runs and its time cost (R runs in turn on a CPU, relative to one) come from one
+call. Run 0 is the ``ours`` run (same seed and settings).
+
 Images: 256×256 centre crops of scikit-image's bundled photographs (no download), plus the
 cbm3d9 images ×4 (``study`` resize) when a data directory holds them. The report names the
 machine (CPU model and whether it has native bf16, torch, threads): a ratio holds only where it
