@@ -3,7 +3,8 @@
 #   1. the step: reference vs fast mode, fast vs fast with the step replayed as a CUDA graph (--cuda-graph),
 #      and R = 1/4/16 runs fitted together, with and without the graph (dipscope bench);
 #   2. bf16 quality parity against fp32 on six images, best and auto-stopped PSNR;
-#   3. time to the denoised image against the original protocol (3 000 reference steps), σ = 25.
+#   3. time to the denoised image against the original protocol (3 000 reference steps), σ = 25;
+#   and first, that the step replayed as a CUDA graph computes the eager step's numbers (graph_parity.py).
 # Usage:  bash benchmarks/gpu_check.sh [--device cuda] [--quick] [--out DIR]
 # Test it on a CPU first:  bash benchmarks/gpu_check.sh --device cpu --quick --out /tmp/gpu-check
 set -u
@@ -34,6 +35,7 @@ if [ "$QUICK" = 1 ]; then
   step time-to-result 300 "$PYTHON" -m dipscope.cli bench --time-to-result --quick --device "$DEVICE" --out "$OUT/ttr" \
       --results "$OUT/time-to-result.md"
 else
+  step graph-parity 60 "$PYTHON" benchmarks/graph_parity.py --steps 100 --runs 4
   step bench 90 "$PYTHON" -m dipscope.cli bench --device "$DEVICE" --steps 20 --no-memory --results "$OUT/bench.md"
   step parity 120 "$PYTHON" benchmarks/quality_parity.py --compare precision --device "$DEVICE" --steps 1500 --sizes 128 \
       --seeds 2 --out "$OUT/parity.md"

@@ -16,7 +16,7 @@ import torch
 
 import dipscope.fit.loop as loop
 from dipscope.errors import DipscopeError
-from dipscope.fit import FitConfig, fit, fit_runs
+from dipscope.fit import Callback, FitConfig, FitState, fit, fit_runs
 from dipscope.models import SkipSpec
 from dipscope.stopping import EarlyStopping
 
@@ -29,7 +29,7 @@ QUICK = FitConfig(steps=20, lr=0.01, observe_every=5, device="cpu", precision="f
 @pytest.fixture
 def eager_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loop, "graph_capture_possible", lambda device: True)
-    monkeypatch.setattr(loop, "StepGraph", lambda body: body)
+    monkeypatch.setattr(loop, "StepGraph", lambda body, device: body)
 
 
 def same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
@@ -61,13 +61,36 @@ def test_replayed_grouped_runs_and_a_stopping_rule_match_the_loop(eager_graph: N
         assert pc.step == gc.step and torch.equal(pc.image, gc.image)
 
 
-def test_a_replayed_run_recovers_from_divergence(eager_graph: None, textured_grey: torch.Tensor) -> None:
-    result = fit(SMALL, textured_grey, replace(QUICK, cuda_graph=True), callbacks=[Poison()])
-    assert result.recoveries == [10] and torch.isfinite(result.final).all() and torch.isfinite(result.ema).all()
+class PoisonInPlace(Callback):
+    """Corrupt run ``r``'s slice of every weight at step 5, in place: a captured graph keeps the
+    storage it recorded, so the replayed step is poisoned the in-place way (the loop's own
+    test poisons by re-binding, which leaves the step's autograd graph intact)."""
+
+    def __init__(self, r: int = 0, runs: int = 1) -> None:
+        self.r, self.runs = r, runs
+
+    def observe(self, state: FitState) -> None:
+        if state.step == 5:
+            with torch.no_grad():
+                for p in state.net.parameters():
+                    p.unflatten(0, (self.runs, -1))[self.r].fill_(float("nan"))
+
+
+def test_a_replayed_run_recovers_from_divergence_exactly_as_the_loop(eager_graph: None,
+                                                                     textured_grey: torch.Tensor) -> None:
+    """The check sees the loss of the weights before the replayed update; with the snapshot it
+    keeps those as the good copy and restores the moments from before the bad step, so the
+    reset run continues exactly as in the loop."""
+    plain = fit(SMALL, textured_grey, QUICK, callbacks=[Poison()])
+    graphed = fit(SMALL, textured_grey, replace(QUICK, cuda_graph=True), callbacks=[PoisonInPlace()])
+    assert plain.recoveries == graphed.recoveries == [10]
+    assert torch.equal(plain.final, graphed.final) and torch.equal(plain.ema, graphed.ema)
     config = replace(QUICK, cuda_graph=True)
     clean = fit_runs(SMALL, textured_grey, config, seeds=[0, 1], group=True)
-    hit = fit_runs(SMALL, textured_grey, config, seeds=[0, 1], group=True, callbacks=[[], [PoisonRun(1, 2)]])
+    hit = fit_runs(SMALL, textured_grey, config, seeds=[0, 1], group=True, callbacks=[[], [PoisonInPlace(1, 2)]])
+    loop_hit = fit_runs(SMALL, textured_grey, QUICK, seeds=[0, 1], group=True, callbacks=[[], [PoisonRun(1, 2)]])
     assert hit[0].recoveries == [] and hit[1].recoveries == [10] and torch.equal(hit[0].final, clean[0].final)
+    assert torch.equal(hit[1].final, loop_hit[1].final)
 
 
 def test_cuda_graphs_are_refused_off_cuda_and_off_the_fast_path(textured_grey: torch.Tensor) -> None:

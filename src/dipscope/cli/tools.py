@@ -66,7 +66,7 @@ def bench(
     crop: int = typer.Option(256, help="--time-to-result: side of the scikit-image crops."),
     out: Optional[Path] = typer.Option(None, help="--time-to-result: keep every measured part here and reuse it "
                                                   "(the benchmark resumes; parts can run at different times)."),
-    parts: str = typer.Option("original,timing,ours", help="--time-to-result: which parts to measure now: original "
+    parts: str = typer.Option("original,timing,ours,ensemble", help="--time-to-result: which parts to measure now: original "
                               "(the full reference run, untimed), timing (--measure-steps reference steps, timed), "
                               "ours (dipscope denoise, timed), ensemble (dipscope denoise --runs 4, scored at 1, 2 and 4 "
                               "runs); parts kept in --out are always reported."),

@@ -180,7 +180,7 @@ class GroupFit:
         self.run_net = torch.compile(net) if config.compile else net
         if self.graphed:  # the captured step reads its input from one fixed buffer
             self.static_inp = z.clone() if config.reg_noise_std > 0 else z
-            self.graph_step = StepGraph(self._graph_body)
+            self.graph_step: StepGraph | None = StepGraph(self._graph_body, self.device)
 
     # --- the network's output --------------------------------------------------------------
 
@@ -303,25 +303,28 @@ class GroupFit:
 
         The same computation in the same order, except that the update is part of the replay:
         the observations of step ``t`` (and the divergence check) come after its update,
-        computed from the output before it. So a run reset for divergence gets its last good
-        weights back after the bad update (instead of skipping it), the good copy of a healthy
-        run holds the weights after the observed step's update, and the update of the step at
-        which every run stopped is done but never used.
+        computed from the output before it. The divergence check therefore works on a snapshot
+        of the weights and moments taken before an observed step (:meth:`DivergenceGuard.snapshot`),
+        which makes a reset the same as the loop's; the update of the step at which every run
+        stopped is done but never used, and ``state.net`` holds the weights after the update.
         """
         config = self.config
+        observed = step % config.observe_every == 0
         if config.reg_noise_std > 0:
             self.static_inp.copy_(self.z + config.reg_noise_std * self.input_noise())
+        before = self.guard.snapshot(self.net, self.optimizer) if observed and self.guard is not None else None
+        assert self.graph_step is not None
         self.graph_step()
         out, run_loss = self.static_out, self.static_loss
         self.losses[step] = run_loss
         if config.ema is not None:
             self._update_ema(out)
-        if step % config.observe_every != 0:
+        if not observed:
             return False
         values = run_loss.cpu().tolist()
         bad = [False] * self.R
         if self.guard is not None:
-            bad = self.guard.check(values, self.net, self.optimizer, step, self.ema)
+            bad = self.guard.check(values, self.net, self.optimizer, step, self.ema, before=before)
         out = out.clone()  # the buffer is overwritten by the next replay; observers may keep this one
         for r, book in enumerate(self.books):
             if book.stopped_at is None and not bad[r]:
@@ -351,7 +354,11 @@ class GroupFit:
         except KeyboardInterrupt:
             interrupted = True
         with interrupts.deferred():  # a signal while the results are gathered must not lose the fit
-            return self.results(step, interrupted, time.perf_counter() - self.start)
+            try:
+                return self.results(step, interrupted, time.perf_counter() - self.start)
+            finally:
+                if self.graphed:  # the graph's memory pool goes now, not at the next garbage collection
+                    self.graph_step = None
 
     def results(self, step: int, interrupted: bool, seconds: float) -> list[FitResult]:
         """Finish every run: a last observation (or metric row) at the end, ``on_end``, results."""
