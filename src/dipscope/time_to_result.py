@@ -254,19 +254,21 @@ def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) ->
 
 def ensemble_row_of(name: str, sigma: float, parts: dict[str, Any]) -> dict[str, Any] | None:
     """The ensemble part as a row: PSNR of the mean of r runs and its gain over one run, and the
-    time of r runs in turn relative to one (from each run's fit time), for r = 2, 4, …"""
+    time of r runs in turn relative to one (from each run's steps), for r = 2, 4, …"""
     e = parts.get("ensemble")
     if e is None:
         return None
-    psnrs, fit = {int(r): v for r, v in e["ensemble_psnr"].items()}, e["ensemble_fit_seconds"]
-    row = {"kind": "ensemble", "image": name, "sigma": sigma, "psnr": psnrs, "steps": e["ensemble_steps"],
+    psnrs, steps = {int(r): v for r, v in e["ensemble_psnr"].items()}, e["ensemble_steps"]
+    row = {"kind": "ensemble", "image": name, "sigma": sigma, "psnr": psnrs, "steps": steps,
            "grouped": e["ensemble_grouped"], "precision": e["ensemble_precision"], "machine": e["machine"]}
     row["gain"] = {r: v - psnrs[1] for r, v in psnrs.items() if r > 1}
     if e["ensemble_grouped"] > 1:  # one grouped fit: no per-run times, the whole call against ours
         ours = parts.get("ours")
-        row["time_cost"] = {len(fit): e["ensemble_seconds"] / ours["ours_seconds"]} if ours else {}
+        row["time_cost"] = {len(steps): e["ensemble_seconds"] / ours["ours_seconds"]} if ours else {}
     else:
-        row["time_cost"] = {r: sum(fit[:r]) / fit[0] for r in psnrs if r > 1}
+        # in turn, each run costs its steps at the same rate: steps, not wall seconds, so that a
+        # background run paused for a quiet window (SIGSTOP) is not misread
+        row["time_cost"] = {r: sum(steps[:r]) / steps[0] for r in psnrs if r > 1}
     return row
 
 
@@ -340,6 +342,6 @@ def ensemble_report(rows: Sequence[dict[str, Any]]) -> str:
     means = [f"{r} runs {np.mean([x['gain'][r] for x in rows if r in x['gain']]):+.2f} dB" for r in sizes]
     machines = sorted({r["machine"] for r in rows})
     return ("\n## Ensembles: the mean of R runs' stopped images (`dipscope denoise --runs R`)\n\nMeasured on: "
-            + "; ".join(machines) + ". Time = the runs' fit times in turn relative to the first run's "
+            + "; ".join(machines) + ". Time = the steps of the runs in turn relative to the first run's "
             "(grouped runs: the whole call against `ours` for all R runs).\n\n" + markdown_table(header, body) + "\nMean gain over one run: "
             + ", ".join(means) + ".\n")
