@@ -125,18 +125,26 @@ def machine() -> str:
     return f"{cpu} ({bf16}){gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
-    """``dipscope denoise`` with its defaults: seconds until denoised.png exists, and its PSNR."""
+def _timed_denoise(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path, name: str,
+                   runs: int = 1) -> tuple[Any, float]:
+    """``dipscope denoise`` of ``clean`` + noise with every default into ``work/name``: the run
+    and its wall time until the result is written (an interrupted run raises: it is no measurement)."""
     work.mkdir(parents=True, exist_ok=True)
     source = work / "clean.png"
     write_image(source, clean)
-    request = DenoiseRequest(image=source, out=work / "ours", sigma=sigma, seed=cfg.seed, device=cfg.device,
-                             steps=cfg.max_steps, levels=cfg.levels, force=True)
+    request = DenoiseRequest(image=source, out=work / name, sigma=sigma, seed=cfg.seed, device=cfg.device,
+                             steps=cfg.max_steps, levels=cfg.levels, runs=runs, force=True)
     start = time.perf_counter()
     run = denoise(request)
     seconds = time.perf_counter() - start
     if run.stopping.get("interrupted"):
         raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+    return run, seconds
+
+
+def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
+    """``dipscope denoise`` with its defaults: seconds until denoised.png exists, and its PSNR."""
+    run, seconds = _timed_denoise(clean, sigma, cfg, work, "ours")
     return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
             "ours_precision": run.result.precision, "ours_threads": torch.get_num_threads()}
 
@@ -146,16 +154,7 @@ def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -
     ``seed … seed + R − 1``, in turn on a CPU, grouped on CUDA): the PSNR of the mean of the
     first ``r`` runs' stopped images for r = 1, 2, 4, … ≤ R, each run's fit time and steps, and
     the wall time of the whole call."""
-    work.mkdir(parents=True, exist_ok=True)
-    source = work / "clean.png"
-    write_image(source, clean)
-    request = DenoiseRequest(image=source, out=work / "ensemble", sigma=sigma, seed=cfg.seed, device=cfg.device,
-                             steps=cfg.max_steps, levels=cfg.levels, runs=cfg.ensemble_runs, force=True)
-    start = time.perf_counter()
-    run = denoise(request)
-    seconds = time.perf_counter() - start
-    if run.stopping.get("interrupted"):
-        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+    run, seconds = _timed_denoise(clean, sigma, cfg, work, "ensemble", runs=cfg.ensemble_runs)
     sizes = sorted({r for r in (1, 2, 4, 8, 16) if r <= len(run.choices)} | {len(run.choices)})
     return {"ensemble_seconds": seconds, "ensemble_fit_seconds": [r.seconds for r in run.results],
             "ensemble_steps": [r.steps_done for r in run.results],

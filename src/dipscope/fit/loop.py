@@ -248,6 +248,13 @@ class GroupFit:
             book.stop_output = state.output.detach().float().cpu().clone()
             book.stop_ema = None if state.ema is None else state.ema.detach().float().cpu().clone()
 
+    def observe_runs(self, step: int, values: list[float], out: torch.Tensor | None, bad: list[bool]) -> bool:
+        """Observe every run still going and not just reset; True when every run has stopped."""
+        for r, book in enumerate(self.books):
+            if book.stopped_at is None and not bad[r]:
+                self.observe(book, self.state_of(r, step, values[r], out))
+        return all(b.stopped_at is not None for b in self.books)
+
     # --- the loop ------------------------------------------------------------------------------
 
     def step(self, step: int) -> bool:
@@ -279,10 +286,7 @@ class GroupFit:
                     out = out.detach()
             if config.pixel_batch and config.ema is not None:
                 self._update_ema(self.full_output())
-            for r, book in enumerate(self.books):
-                if book.stopped_at is None and not bad[r]:
-                    self.observe(book, self.state_of(r, step, values[r], out))
-            if all(b.stopped_at is not None for b in self.books):
+            if self.observe_runs(step, values, out, bad):
                 return True
         run_loss.sum().backward()
         self.optimizer.step()
@@ -326,10 +330,7 @@ class GroupFit:
         if self.guard is not None:
             bad = self.guard.check(values, self.net, self.optimizer, step, self.ema, before=before)
         out = out.clone()  # the buffer is overwritten by the next replay; observers may keep this one
-        for r, book in enumerate(self.books):
-            if book.stopped_at is None and not bad[r]:
-                self.observe(book, self.state_of(r, step, values[r], out))
-        return all(b.stopped_at is not None for b in self.books)
+        return self.observe_runs(step, values, out, bad)
 
     def _pixel_batch_loss(self) -> torch.Tensor:
         """The loss on a random minibatch of pixels (drawn with replacement, as in the study)."""
