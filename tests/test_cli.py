@@ -28,8 +28,10 @@ def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, cli) ->
     for name in ["noisy.png", "final.png", "ema.png", "best.png", "metrics.csv", "losses.csv", "curves.png", "run.json"]:
         assert (out / name).is_file(), name
     record = json.loads((out / "run.json").read_text())
-    assert record["status"] == "complete" and record["seed"] == 3 and record["preset"] == "ulyanov2018"
-    assert record["model"]["family"] == "skip" and len(record["model"]["channels_down"]) == 3
+    assert record["status"] == "complete" and record["seed"] == 3 and record["preset"] == "dipscope"
+    # the default preset: a 64-channel trunk, two seeds averaged
+    assert record["model"]["family"] == "skip" and record["model"]["channels_down"] == [64] * 3
+    assert record["stopping"]["seeds"] == [3, 4] and (out / "denoised-run-1.png").is_file()
     assert record["fit"]["steps"] == 20 and record["degradation"] == {"kind": "gaussian", "operator": "identity", "sigma": 25.0, "seed": 3, "clip": True}
     assert record["versions"]["torch"] == torch.__version__ and record["device"]["type"] == "cpu"
     assert "PSNR" in stdout
@@ -134,7 +136,7 @@ def test_an_ensemble_returns_the_mean_of_its_runs(tmp_path: Path, image_file: Pa
     from dipscope.images import read_image
 
     args = ["--steps", "12", "--levels", "3", "--device", "cpu", "--precision", "fp32", "--seed", "3"]
-    assert cli(["denoise", str(image_file), "--out", str(tmp_path / "one"), *args])[0] == 0
+    assert cli(["denoise", str(image_file), "--out", str(tmp_path / "one"), "--runs", "1", *args])[0] == 0
     code, out, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "two"), "--runs", "2", *args])
     assert code == 0, err
     two = tmp_path / "two"
@@ -170,6 +172,7 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     rows, text = run(replace(cfg, parts=("ensemble",), ensemble_runs=2))  # R = 2 runs of ours, scored at 1 and 2
     (row, ens) = rows
     assert ens["kind"] == "ensemble" and set(ens["psnr"]) == {1, 2} and len(ens["steps"]) == 2
-    assert ens["psnr"][1] == pytest.approx(row["ours_psnr"], abs=1e-6)  # run 0 is ours: same seed, same settings
+    # ours is the default preset's 2 runs: the ensemble's first two (same seeds, same settings)
+    assert row["ours_runs"] == 2 and ens["psnr"][2] == pytest.approx(row["ours_psnr"], abs=1e-6)
     assert ens["gain"][2] == pytest.approx(ens["psnr"][2] - ens["psnr"][1]) and ens["time_cost"][2] > 1.0
     assert "## Ensembles" in text and "Mean gain over one run: 2 runs" in text

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from dipscope.errors import DipscopeError
 from dipscope.models import (LinearSpec, ReLUNetSpec, SkipSpec, build, count_parameters, estimate_memory,
                              spec_from_dict, spec_to_dict)
-from dipscope.presets import preset
+from dipscope.presets import PRESETS, default_runs, preset
 
 STANDARD = SkipSpec(in_channels=32, channels_down=(128,) * 5, channels_up=(128,) * 5, channels_skip=(4,) * 5,
                     pad="reflection", upsample="bilinear")
@@ -107,7 +109,7 @@ def test_with_levels_and_bad_specs() -> None:
 
 
 def test_spec_round_trip_and_presets() -> None:
-    for name in ["ulyanov2018", "chakrabarty2019"]:
+    for name in PRESETS:
         for family in ["skip", "linear", "relunet"]:
             spec, _ = preset(name, family)
             assert spec_from_dict(spec_to_dict(spec)) == spec
@@ -115,6 +117,11 @@ def test_spec_round_trip_and_presets() -> None:
     assert spec == STANDARD and cfg.lr == 0.01 and cfg.steps == 3000 and cfg.ema == 0.99
     spec, cfg = preset("chakrabarty2019")
     assert count_parameters(build(spec, (3, 64, 64))) == 8_661_107 and cfg.lr == 0.001
+    # dipscope's default: the ulyanov2018 fit and network with a 64-channel trunk, 2 runs (skip only)
+    spec, cfg = preset("dipscope")
+    assert cfg == preset("ulyanov2018")[1] and spec == replace(STANDARD, channels_down=(64,) * 5, channels_up=(64,) * 5)
+    assert default_runs("dipscope") == 2 and default_runs("dipscope", "relunet") == 1
+    assert default_runs("ulyanov2018") == 1 and default_runs("chakrabarty2019") == 1
 
 
 def test_memory_estimate_without_allocating() -> None:

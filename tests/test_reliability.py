@@ -163,7 +163,7 @@ def test_force_replaces_only_a_dipscope_run(tmp_path: Path, image_file: Path, cl
 
 def test_denoised_is_the_last_output_when_the_rule_never_fired(tmp_path: Path, image_file: Path, cli) -> None:
     out = tmp_path / "R"
-    code, stdout, err = cli(["denoise", str(image_file), "--out", str(out), "--steps", "5", *SMALL])
+    code, stdout, err = cli(["denoise", str(image_file), "--out", str(out), "--steps", "5", "--runs", "1", *SMALL])
     assert code == 0, err
     stopping = json.loads((out / "run.json").read_text())["stopping"]
     assert stopping["step"] == 5 and stopping["source"] == "output" and not stopping["stopped_early"]

@@ -24,7 +24,7 @@ from .models import ModelSpec, spec_to_dict
 from .physics import parse_blur
 from .callbacks import SpectralObserver
 from .plots import band_heatmap, fit_curves
-from .presets import preset
+from .presets import default_runs, preset
 from .runtime import resolve_device
 from .runs.rundir import RunWriter, run_record, write_csv, write_json
 from .tasks import DEFAULT_PRESETS, MEASUREMENT_FILES, RESULT_FILES, TASKS, Measurement, measure
@@ -61,7 +61,7 @@ class RestoreRequest:
     stop: str = "auto"  # early-stopping rule (dipscope.stopping): auto, none or a rule name
     stop_sigma: float | None = None  # noise level the rule assumes (0–255); None: estimated from the input
     stop_ema: bool | None = None  # return the EMA at the rule's step (None: the default of dipscope.stopping)
-    runs: int = 1  # fit this many seeds (seed, seed + 1, …) and return the mean of their results
+    runs: int | None = None  # fit this many seeds (seed, seed + 1, …) and return the mean of their results (None: the preset's)
     task: str = "denoise"
     mask: Path | None = None  # inpaint: white = known
     drop: float | None = None  # inpaint: fraction of values dropped at random
@@ -72,6 +72,11 @@ class RestoreRequest:
     @property
     def preset_name(self) -> str:
         return self.preset if self.preset is not None else DEFAULT_PRESETS.get(self.task, "ulyanov2018")
+
+    @property
+    def n_runs(self) -> int:
+        """Seeds to fit: ``runs``, else the preset's default (:func:`~dipscope.presets.default_runs`)."""
+        return self.runs if self.runs is not None else default_runs(self.preset_name, self.model)
 
     @property
     def given(self) -> bool:
@@ -176,7 +181,7 @@ class RestoreRun:
 
 
 def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> RestoreRun:
-    """Run one restoration fit (or an ensemble of ``request.runs`` fits) and write its run directory.
+    """Run one restoration fit (or an ensemble of ``request.n_runs`` fits) and write its run directory.
 
     The directory holds the result — ``denoised.png`` for denoising, ``restored.png`` for the
     other tasks: the image the early-stopping rule chose, or without a rule the last step's
@@ -207,7 +212,7 @@ def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> Rest
     from .stopping import DEFAULT_RETURN_EMA, EarlyStopping, make_rule
 
     return_ema = DEFAULT_RETURN_EMA if request.stop_ema is None else request.stop_ema
-    seeds = [config.seed + k for k in range(request.runs)]
+    seeds = [config.seed + k for k in range(request.n_runs)]
     stoppers: list[EarlyStopping | None] = [None] * len(seeds)
     rule = request.stop if request.stop != "auto" or m.noisy else "none"
     if rule != "none":

@@ -4,7 +4,7 @@ into the measurement model ``y = A(x) + n`` that the fit loop minimises ``||A(f_
 ========  =============================  ==================================  ======================
 task      forward operator ``A``          IMAGE is                            default preset
 ========  =============================  ==================================  ======================
-denoise   identity                        clean (noise added) or ``noisy``    ``ulyanov2018``
+denoise   identity                        clean (noise added) or ``noisy``    ``dipscope``
 inpaint   mask ``m ⊙ x`` (white = known)  clean (masked here) or ``measured`` ``ulyanov2018-inpaint``
 superres  Lanczos-2 shrink ×factor        the low-resolution measurement      ``ulyanov2018-superres``
 deblur    blur ``k * x``                  clean (blurred here) or ``measured`` ``ulyanov2018``
@@ -38,7 +38,7 @@ from .images import read_image
 from .physics import Blur, Downsample, GaussianNoise, Identity, Mask, Operator, parse_blur
 
 TASKS = ("denoise", "inpaint", "superres", "deblur")
-DEFAULT_PRESETS = {"denoise": "ulyanov2018", "inpaint": "ulyanov2018-inpaint", "superres": "ulyanov2018-superres",
+DEFAULT_PRESETS = {"denoise": "dipscope", "inpaint": "ulyanov2018-inpaint", "superres": "ulyanov2018-superres",
                    "deblur": "ulyanov2018"}
 RESULT_FILES = {"denoise": "denoised.png", "inpaint": "restored.png", "superres": "restored.png",
                 "deblur": "restored.png"}

@@ -3,7 +3,8 @@ protocol, measured end to end (``dipscope bench --time-to-result``).
 
 For every image and noise level σ:
 
-* **ours** — :func:`dipscope.restore.denoise` with every default (automatic stop, ``auto``
+* **ours** — :func:`dipscope.restore.denoise` with every default (the default preset and its
+  runs — ``dipscope``: the mean of 2 runs of a 64-channel network —, automatic stop, ``auto``
   precision and layout): the wall-clock time until ``denoised.png`` is written, and its PSNR;
 * **original protocol** — the ``ulyanov2018`` preset in reference mode (fp32, NCHW, stock
   Adam, no compile), ``--stop none``, ``reference_steps`` steps (3 000 in the original): the PSNR
@@ -22,8 +23,8 @@ part's seconds per step × ``reference_steps`` where it exists, else the full ru
 A fourth part, ``ensemble``, runs ``denoise`` with ``--runs ensemble_runs`` (default 4): the PSNR
 of the mean of the first 1, 2, 4 runs' stopped images, and each run's fit time, so the gain of
 an ensemble of R runs and its time cost (R runs in turn on a CPU, relative to one) come from one
-call. On a CPU run 0 is the ``ours`` run (same seed and settings, fitted alone); on CUDA the
-runs are one grouped fit, whose run 0 matches ``ours`` only up to summation order.
+call. On a CPU its first ``ours_runs`` runs are the ``ours`` runs (same seeds and settings); on
+CUDA the runs are one grouped fit, which matches ``ours`` only up to summation order.
 
 Images: 256×256 centre crops of scikit-image's bundled photographs (no download), plus the
 cbm3d9 images ×4 (``study`` resize) when a data directory holds them. The report names the
@@ -49,10 +50,11 @@ from .fit import FitConfig, fit
 from .images import write_image
 from .metrics import psnr
 from .physics import GaussianNoise
-from .presets import preset
+from .presets import default_runs, preset
 from .restore import DenoiseRequest, denoise
 from .runtime import cpu_has_native_bf16
 from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
+from .tasks import DEFAULT_PRESETS
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field")
 REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
@@ -126,7 +128,7 @@ def machine() -> str:
 
 
 def _timed_denoise(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path, name: str,
-                   runs: int = 1) -> tuple[Any, float]:
+                   runs: int | None = None) -> tuple[Any, float]:
     """``dipscope denoise`` of ``clean`` + noise with every default into ``work/name``: the run
     and its wall time until the result is written (an interrupted run raises: it is no measurement)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -146,7 +148,8 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
     """``dipscope denoise`` with its defaults: seconds until denoised.png exists, and its PSNR."""
     run, seconds = _timed_denoise(clean, sigma, cfg, work, "ours")
     return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
-            "ours_precision": run.result.precision, "ours_threads": torch.get_num_threads()}
+            "ours_runs": len(run.results), "ours_precision": run.result.precision,
+            "ours_threads": torch.get_num_threads()}
 
 
 def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
@@ -188,9 +191,12 @@ def settings_of(part: str, cfg: TimeToResult) -> dict[str, Any]:
         return {**common, "reference_steps": cfg.reference_steps}
     if part == "timing":
         return {**common, "measure_steps": cfg.measure_steps}
-    # our runs stop by the default rule: a part measured under another default is not reused
-    ours = {**common, "max_steps": cfg.max_steps, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
-    return ours if part == "ours" else {**ours, "runs": cfg.ensemble_runs}
+    # our runs use the default preset, its runs and the default rule: a part measured under other
+    # defaults is not reused
+    name = DEFAULT_PRESETS["denoise"]
+    ours = {**common, "max_steps": cfg.max_steps, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}",
+            "preset": name}
+    return {**ours, "runs": default_runs(name) if part == "ours" else cfg.ensemble_runs}
 
 
 def _part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ def _layout(layout: str) -> Optional[bool]:
 _FIT = "Fit"
 #: The options of the fit that ``denoise`` and ``restore`` share, declared once.
 FIT_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Settings of a reference implementation (default: the task's; denoise and deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
+    ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Named settings: dipscope (ours: ulyanov2018 with a 64-channel trunk, 2 runs averaged) or those of a reference implementation (default: the task's; denoise dipscope, deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
     ("model", Model, typer.Option(Model("skip"), rich_help_panel=_FIT, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP).")),
     ("steps", Optional[int], typer.Option(None, rich_help_panel=_FIT, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop.")),
     ("stop", str, typer.Option("auto", rich_help_panel=_FIT, help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}, where the measurement is noisy — denoising, noisy or given deblurring; none for inpainting, super-resolution and noiseless deblurring), none (run all --steps), or a rule: {', '.join(RULES)}.")),
@@ -48,7 +48,7 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
     ("fast", bool, typer.Option(True, "--fast/--no-fast", rich_help_panel=_FIT, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA.")),
     ("reference", bool, typer.Option(False, "--reference", rich_help_panel=_FIT, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast --no-cuda-graph.")),
     ("seed", int, typer.Option(0, rich_help_panel=_FIT, help="Seed of the network, its input and the added noise (or dropped pixels).")),
-    ("runs", int, typer.Option(1, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the time).")),
+    ("runs", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the steps). Default: the preset's (dipscope 2, the reference presets 1; 1 for linear and relunet).")),
     ("spectra", bool, typer.Option(False, "--spectra", rich_help_panel=_FIT, help="Record the per-band error of the output against the clean image over the fit (spectral.csv, spectrum.png).")),
     ("force", bool, typer.Option(False, "--force", rich_help_panel=_FIT, help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it).")),
 ]
@@ -117,7 +117,8 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo output."),
 ) -> None:
     """Denoise a 128×128 crop of scikit-image's bundled 'astronaut' (σ = 25) with every default:
-    the fit stops by itself (the default rule) and denoised.png is its result."""
+    each run of the default preset stops by itself (the default rule) and denoised.png is their
+    mean."""
     import time
 
     import numpy as np
@@ -143,8 +144,9 @@ def demo(
     final = run.result.final
     image_row([clean, noisy, denoised, final],
               ["clean", f"noisy σ=25: {psnr(noisy, clean):.2f} dB",
-               f"denoised.png (step {run.stopping['step']}): {psnr(denoised, clean):.2f} dB",
-               f"last output (step {run.result.steps_done}): {psnr(final, clean):.2f} dB"],
+               f"denoised.png ({run.stopping['source']}, step {run.stopping['step']}): {psnr(denoised, clean):.2f} dB",
+               f"last output{' of run 0' if len(run.results) > 1 else ''} (step {run.result.steps_done}): "
+               f"{psnr(final, clean):.2f} dB"],
               run.out / "comparison.png", "dipscope demo: Deep Image Prior denoising, stopped by the default rule")
     _finish(run)
     print(f"demo: denoised.png {psnr(denoised, clean):.2f} dB (noisy {psnr(noisy, clean):.2f} dB) in "
