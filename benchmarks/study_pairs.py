@@ -4,7 +4,7 @@ with every other option at its default, on given noisy/clean pairs (by default t
 
     python benchmarks/study_pairs.py --out DIR --md FILE           # timed: run it on a quiet machine
     OMP_NUM_THREADS=1 python benchmarks/study_pairs.py --out DIR   # quality and steps only (background)
-    python benchmarks/study_pairs.py --out DIR --runs 2            # an ensemble of 2 seeds per image
+    python benchmarks/study_pairs.py --out DIR --runs 1            # one seed per image (default: the preset's runs)
 
 Per image: the PSNR of ``denoised.png`` (the clean image is only scored against, never read by
 the rule), the step(s) the rule chose, the σ it estimated, the fit's steps and the wall time of
@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from dipscope.restore import RestoreRequest, restore
+from dipscope.presets import default_runs
 from dipscope.stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
+from dipscope.tasks import DEFAULT_PRESETS
 from dipscope.time_to_result import machine
 
 PAIRS = Path(__file__).resolve().parents[1] / "results" / "denoise-table" / "cpu-study-x4" / "inputs"
@@ -43,10 +45,12 @@ def pairs_in(folder: Path) -> dict[str, tuple[Path, Path]]:
             if (folder / f"{name}-clean.png").is_file()}
 
 
-def settings(runs: int, max_steps: int | None, levels: int | None) -> dict[str, Any]:
-    """What a kept measurement must have been made with to be reused."""
-    return {"runs": runs, "max_steps": max_steps, "levels": levels,
-            "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
+def settings(runs: int | None, max_steps: int | None, levels: int | None) -> dict[str, Any]:
+    """What a kept measurement must have been made with to be reused (``runs`` None: the
+    default preset's, recorded as the number it resolves to)."""
+    name = DEFAULT_PRESETS["denoise"]
+    return {"preset": name, "runs": default_runs(name) if runs is None else runs, "max_steps": max_steps,
+            "levels": levels, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
 
 
 def oracles(run_dir: Path) -> dict[str, float | None]:
@@ -70,14 +74,15 @@ def measure(name: str, noisy: Path, clean: Path, out: Path, kept: dict[str, Any]
     if run.stopping.get("interrupted"):
         raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
     picks = run.stopping.get("runs", [run.stopping])
-    return {"image": name, "psnr": run.stopping["result_psnr"], "steps_chosen": [p["step"] for p in picks],
+    return {"image": name, "psnr": run.stopping["result_psnr"], "run_psnrs": [p["result_psnr"] for p in picks],
+            "steps_chosen": [p["step"] for p in picks],
             "steps_fitted": [r.steps_done for r in run.results], "sigma_255": picks[0].get("sigma_255"),
             "seconds": seconds, "fit_seconds": [r.seconds for r in run.results],
             "precision": run.result.precision, "threads": torch.get_num_threads(), "machine": machine(),
             **oracles(out / name), "settings": kept}
 
 
-def measure_all(folder: Path, out: Path, runs: int = 1, max_steps: int | None = None,
+def measure_all(folder: Path, out: Path, runs: int | None = None, max_steps: int | None = None,
                 levels: int | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
     """Every pair of ``folder`` (or those named in ``only``), measured or reused from ``out``."""
     kept = settings(runs, max_steps, levels)
@@ -111,7 +116,8 @@ def report(rows: list[dict[str, Any]], folder: Path) -> str:
     machines = sorted({r["machine"] for r in rows})
     total = sum(r["seconds"] for r in rows)
     return (f"# `dipscope denoise` with its defaults on the pairs of `{folder}`\n\n"
-            f"Stopping default: {rows[0]['settings']['stop']}; {runs} run(s) per image; precision "
+            f"Preset {rows[0]['settings']['preset']}, {runs} run(s) per image averaged; stopping rule "
+            f"{rows[0]['settings']['stop']}; precision "
             f"{', '.join(sorted({r['precision'] for r in rows}))}. Measured on: {'; '.join(machines)}.\n\n"
             + markdown_table(header, body)
             + f"\n**Mean {np.mean([r['psnr'] for r in rows]):.2f} dB** over {len(rows)} images; total wall time "
@@ -122,7 +128,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, default=PAIRS, help="folder of NAME-noisy.png / NAME-clean.png")
     parser.add_argument("--out", type=Path, required=True, help="run directories and kept measurements")
-    parser.add_argument("--runs", type=int, default=1, help="seeds per image (dipscope denoise --runs)")
+    parser.add_argument("--runs", type=int, default=None, help="seeds per image (default: the preset's, as dipscope denoise)")
     parser.add_argument("--images", default=None, help="comma-separated names (default: every pair)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--levels", type=int, default=None)

@@ -31,7 +31,7 @@ def test_pairs_are_denoised_with_the_defaults_and_kept(tmp_path: Path) -> None:
     write_image(pairs / "lonely-noisy.png", clean)  # no clean partner: not a pair
     assert sorted(bench.pairs_in(pairs)) == ["camera", "coffee"]
     out = tmp_path / "out"
-    rows = bench.measure_all(pairs, out, max_steps=30, levels=2)
+    rows = bench.measure_all(pairs, out, runs=1, max_steps=30, levels=2)
     assert [r["image"] for r in rows] == ["camera", "coffee"]
     for row in rows:
         record = json.loads((out / row["image"] / "run.json").read_text())
@@ -40,10 +40,13 @@ def test_pairs_are_denoised_with_the_defaults_and_kept(tmp_path: Path) -> None:
         assert row["best_output_psnr"] >= record["result"]["best_psnr"] - 1e-9  # the run's own best output
         assert 5 < row["sigma_255"] < 60  # estimated from the noisy image
     kept = (out / "camera.json").read_text()
-    again = bench.measure_all(pairs, out, max_steps=30, levels=2, only=["camera"])  # reused, not refitted
+    again = bench.measure_all(pairs, out, runs=1, max_steps=30, levels=2, only=["camera"])  # reused, not refitted
     assert (out / "camera.json").read_text() == kept and again[0] == rows[0]
-    two = bench.measure_all(pairs, out, runs=2, max_steps=30, levels=2, only=["camera"])  # other settings: refitted
-    assert len(two[0]["steps_chosen"]) == 2 and two[0]["settings"]["runs"] == 2
+    # without --runs: the default preset's runs (dipscope: 2), averaged; other settings, so refitted
+    two = bench.measure_all(pairs, out, max_steps=30, levels=2, only=["camera"])
+    assert two[0]["settings"]["runs"] == 2 and two[0]["settings"]["preset"] == "dipscope"
+    assert len(two[0]["steps_chosen"]) == 2 and len(two[0]["run_psnrs"]) == 2
+    assert two[0]["run_psnrs"][0] == rows[0]["psnr"]  # run 0 is the single run (same seed and settings)
     text = bench.report(rows, pairs)
     mean = (rows[0]["psnr"] + rows[1]["psnr"]) / 2
     assert f"**Mean {mean:.2f} dB** over 2 images" in text and "| camera |" in text
