@@ -5,6 +5,7 @@ with every other option at its default, on given noisy/clean pairs (by default t
     python benchmarks/study_pairs.py --out DIR --md FILE           # timed: run it on a quiet machine
     OMP_NUM_THREADS=1 python benchmarks/study_pairs.py --out DIR   # quality and steps only (background)
     python benchmarks/study_pairs.py --out DIR --runs 1            # one seed per image (default: the preset's runs)
+    python benchmarks/study_pairs.py --out DIR2 --preset ulyanov2018  # the previous default, for a ratio
 
 Per image: the PSNR of ``denoised.png`` (the clean image is only scored against, never read by
 the rule), the step(s) the rule chose, the σ it estimated, the fit's steps and the wall time of
@@ -45,10 +46,10 @@ def pairs_in(folder: Path) -> dict[str, tuple[Path, Path]]:
             if (folder / f"{name}-clean.png").is_file()}
 
 
-def settings(runs: int | None, max_steps: int | None, levels: int | None) -> dict[str, Any]:
-    """What a kept measurement must have been made with to be reused (``runs`` None: the
-    default preset's, recorded as the number it resolves to)."""
-    name = DEFAULT_PRESETS["denoise"]
+def settings(runs: int | None, max_steps: int | None, levels: int | None, preset: str | None = None) -> dict[str, Any]:
+    """What a kept measurement must have been made with to be reused (``preset`` None: the
+    denoising default; ``runs`` None: the preset's, recorded as the number it resolves to)."""
+    name = DEFAULT_PRESETS["denoise"] if preset is None else preset
     return {"preset": name, "runs": default_runs(name) if runs is None else runs, "max_steps": max_steps,
             "levels": levels, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
 
@@ -66,7 +67,7 @@ def oracles(run_dir: Path) -> dict[str, float | None]:
 
 def measure(name: str, noisy: Path, clean: Path, out: Path, kept: dict[str, Any]) -> dict[str, Any]:
     """Denoise one pair with the defaults into ``out/name``; the measurement row."""
-    request = RestoreRequest(image=noisy, noisy=True, clean=clean, out=out / name, runs=kept["runs"],
+    request = RestoreRequest(image=noisy, noisy=True, clean=clean, out=out / name, runs=kept["runs"], preset=kept["preset"],
                              steps=kept["max_steps"], levels=kept["levels"], force=True)
     start = time.perf_counter()
     run = restore(request)
@@ -83,9 +84,9 @@ def measure(name: str, noisy: Path, clean: Path, out: Path, kept: dict[str, Any]
 
 
 def measure_all(folder: Path, out: Path, runs: int | None = None, max_steps: int | None = None,
-                levels: int | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
+                levels: int | None = None, only: list[str] | None = None, preset: str | None = None) -> list[dict[str, Any]]:
     """Every pair of ``folder`` (or those named in ``only``), measured or reused from ``out``."""
-    kept = settings(runs, max_steps, levels)
+    kept = settings(runs, max_steps, levels, preset)
     rows = []
     for name, (noisy, clean) in pairs_in(folder).items():
         if only and name not in only:
@@ -130,12 +131,13 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, required=True, help="run directories and kept measurements")
     parser.add_argument("--runs", type=int, default=None, help="seeds per image (default: the preset's, as dipscope denoise)")
     parser.add_argument("--images", default=None, help="comma-separated names (default: every pair)")
+    parser.add_argument("--preset", default=None, help="another preset than the denoising default (e.g. ulyanov2018)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--levels", type=int, default=None)
     parser.add_argument("--md", type=Path, help="write the Markdown report here")
     args = parser.parse_args()
     rows = measure_all(args.pairs, args.out, args.runs, args.max_steps, args.levels,
-                       args.images.split(",") if args.images else None)
+                       args.images.split(",") if args.images else None, args.preset)
     text = report(rows, args.pairs)
     if args.md:
         args.md.write_text(text)

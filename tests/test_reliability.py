@@ -338,8 +338,12 @@ def test_a_signal_while_saving_keeps_the_run_and_exits_with_its_code(tmp_path: P
     assert interrupts.received() is not None
 
 
-def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(tmp_path: Path,
-                                                                               image_file: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(tmp_path: Path, image_file: Path,
+                                                                               threads: int) -> None:
+    """In turn (1 thread): run 0 finished and is the result; run 2 never starts. At once (2
+    threads: runs 0 and 1 together): the interrupt stops both, none finished, and the result is
+    run 0's output so far."""
     from dipscope.fit import Callback
     from dipscope.restore import DenoiseRequest, denoise
 
@@ -348,9 +352,18 @@ def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(t
             if state.seed == 1 and state.step == 10:
                 raise KeyboardInterrupt
 
-    run = denoise(DenoiseRequest(image=image_file, out=tmp_path / "E", steps=30, levels=3, device="cpu", runs=3),
-                  callbacks=[CtrlCInRun1()])
-    assert run.stopping["interrupted"] and run.stopping["runs_averaged"] == 1 and len(run.results) == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run = denoise(DenoiseRequest(image=image_file, out=tmp_path / "E", steps=30, levels=3, device="cpu", runs=3),
+                      callbacks=[CtrlCInRun1()])
+    finally:
+        torch.set_num_threads(before)
+    assert run.stopping["interrupted"] and run.stopping["runs_averaged"] == 1
+    if threads == 1:
+        assert len(run.results) == 2 and not run.results[0].interrupted and run.results[0].steps_done == 30
+    else:
+        assert len(run.results) == 3 and all(r.interrupted for r in run.results) and run.results[1].steps_done == 10
     assert (tmp_path / "E" / "denoised.png").read_bytes() == (tmp_path / "E" / "denoised-run-0.png").read_bytes()
 
 

@@ -47,6 +47,9 @@ def test_pairs_are_denoised_with_the_defaults_and_kept(tmp_path: Path) -> None:
     assert two[0]["settings"]["runs"] == 2 and two[0]["settings"]["preset"] == "dipscope"
     assert len(two[0]["steps_chosen"]) == 2 and len(two[0]["run_psnrs"]) == 2
     assert two[0]["run_psnrs"][0] == rows[0]["psnr"]  # run 0 is the single run (same seed and settings)
+    other = bench.measure_all(pairs, tmp_path / "u", max_steps=10, levels=2, only=["coffee"], preset="ulyanov2018")
+    record = json.loads((tmp_path / "u" / "coffee" / "run.json").read_text())
+    assert other[0]["settings"]["runs"] == 1 and record["preset"] == "ulyanov2018"  # its own default runs
     text = bench.report(rows, pairs)
     mean = (rows[0]["psnr"] + rows[1]["psnr"]) / 2
     assert f"**Mean {mean:.2f} dB** over 2 images" in text and "| camera |" in text

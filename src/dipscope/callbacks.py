@@ -16,6 +16,7 @@ Each keeps only what it measures; the measures themselves are pure functions of
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
@@ -39,7 +40,8 @@ from .metrics import psnr
 
 class ProgressBar(Callback):
     """A rich progress bar showing the loss and, when known, the PSNR; its length is the fit's
-    maximum number of steps, read from the loop at the start."""
+    maximum number of steps, read from the loop at the start. Runs fitted at once may share
+    one bar: it shows the latest observation of any of them and stops when the last one ends."""
 
     def __init__(self, description: str, console: Console | None = None) -> None:
         self.progress = Progress(
@@ -48,12 +50,18 @@ class ProgressBar(Callback):
             console=console or Console(stderr=True), transient=False,
         )
         self.task = self.progress.add_task(description, total=None, info="")
+        self._lock = threading.Lock()
+        self._active = 0
 
     def on_start(self, state: FitState) -> None:
-        self.progress.update(self.task, total=state.steps)
-        self.progress.console.print(f"fitting {self.progress.tasks[0].description}: at most {state.steps} steps "
-                                    "(Ctrl-C or SIGTERM stops it and keeps the outputs reached)")
-        self.progress.start()
+        with self._lock:
+            self._active += 1
+            if self._active > 1:
+                return
+            self.progress.update(self.task, total=state.steps)
+            self.progress.console.print(f"fitting {self.progress.tasks[0].description}: at most {state.steps} steps "
+                                        "(Ctrl-C or SIGTERM stops it and keeps the outputs reached)")
+            self.progress.start()
 
     def observe(self, state: FitState) -> None:
         info = f"loss {state.loss:.2e}"
@@ -61,11 +69,15 @@ class ProgressBar(Callback):
             info += f"  PSNR {state.metrics['psnr']:.2f} dB"
         if "psnr_ema" in state.metrics:
             info += f" (EMA {state.metrics['psnr_ema']:.2f})"
-        self.progress.update(self.task, completed=state.step, info=info)
+        with self._lock:
+            self.progress.update(self.task, completed=state.step, info=info)
 
     def on_end(self, state: FitState) -> None:
-        self.progress.update(self.task, completed=state.step)
-        self.progress.stop()
+        with self._lock:
+            self._active -= 1
+            self.progress.update(self.task, completed=state.step)
+            if self._active == 0:
+                self.progress.stop()
 
 
 class PSNRTracker(Callback):

@@ -4,6 +4,7 @@ every ``k`` steps (see :mod:`dipscope.fit` for the objective and conventions).""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
@@ -25,6 +26,7 @@ from ..runtime import (
     resolve_precision,
 )
 from .graph import StepGraph, graph_capture_possible
+from .parallel import fit_in_threads, parallel_workers
 from .recovery import DivergenceGuard
 from .setup import (check_inputs, check_memory, enable_fast_math, make_optimizer, network_input, padded_shape,
                     resolve_layout)
@@ -73,6 +75,7 @@ def fit_runs(
     callbacks: Sequence[Sequence[Callback]] | None = None,
     ssim: bool = True,
     group: bool | None = None,
+    parallel: bool | None = None,
 ) -> list[FitResult]:
     """Fit R independent runs (one per seed) of one configuration to the same target.
 
@@ -84,6 +87,13 @@ def fit_runs(
     grouped convolutions were measured slower (``benchmarks/RESULTS.md``). Only the ``skip``
     family groups. ``callbacks[r]`` observe run ``r``; the fit ends when every run has
     asked to stop, and a run that stopped earlier keeps the output of its stopping step.
+
+    Runs that are not grouped run at once on a multi-core CPU, one torch thread per run, when
+    more than one thread is available (:mod:`dipscope.fit.parallel`); ``parallel=False`` fits
+    them one after the other. A callback object listed for several runs then sees their calls
+    interleaved, from several threads. A stop signal, or a :class:`KeyboardInterrupt` raised by
+    any run's callback, ends every run (runs fitted in turn: the current one, and no later run
+    starts).
     """
     config = config or FitConfig()
     seeds = list(seeds)
@@ -100,6 +110,11 @@ def fit_runs(
         raise DipscopeError(f"only the skip family can fit several runs as one network, not {spec.family}")
     if group:
         return GroupFit(spec, target, config, seeds, clean, operator, callbacks, ssim).run()
+    workers = parallel_workers(len(seeds), device) if parallel is not False else 1
+    if workers > 1:
+        fits = [GroupFit(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim)
+                for s, cbs in zip(seeds, callbacks)]  # built here, in turn: weights from the global generator
+        return fit_in_threads(fits, workers)
     results: list[FitResult] = []
     for s, cbs in zip(seeds, callbacks):
         results += GroupFit(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim).run()
@@ -152,6 +167,7 @@ class GroupFit:
         self.losses = torch.zeros(config.steps, self.R, device=self.device, dtype=self.dtype)
         self.ema: torch.Tensor | None = None
         self.guard = DivergenceGuard(self.net, self.R, config.divergence_factor) if config.recover_divergence else None
+        self.stop_event: threading.Event | None = None  # set by another thread: stop as if interrupted
 
     def _build(self, seeds: list[int], out_shape: tuple[int, int, int], target: torch.Tensor) -> None:
         """The networks (weights from each seed's ``weights`` stream), their inputs ``z``, the
@@ -348,12 +364,16 @@ class GroupFit:
                 cb.on_start(self.state_of(r, 0, float("nan"), None))
         try:
             for step in range(self.config.steps):
+                if self.stop_event is not None and self.stop_event.is_set():
+                    raise KeyboardInterrupt
                 if self.step(step):
                     break
             else:
                 step = self.config.steps
         except KeyboardInterrupt:
             interrupted = True
+            if self.stop_event is not None:
+                self.stop_event.set()  # the runs fitted beside this one stop too
         with interrupts.deferred():  # a signal while the results are gathered must not lose the fit
             try:
                 return self.results(step, interrupted, time.perf_counter() - self.start)
