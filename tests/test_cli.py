@@ -136,8 +136,13 @@ def test_an_ensemble_returns_the_mean_of_its_runs(tmp_path: Path, image_file: Pa
     from dipscope.images import read_image
 
     args = ["--steps", "12", "--levels", "3", "--device", "cpu", "--precision", "fp32", "--seed", "3"]
-    assert cli(["denoise", str(image_file), "--out", str(tmp_path / "one"), "--runs", "1", *args])[0] == 0
-    code, out, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "two"), "--runs", "2", *args])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # runs in turn, each with the single run's thread count (so with its numbers)
+    try:
+        assert cli(["denoise", str(image_file), "--out", str(tmp_path / "one"), "--runs", "1", *args])[0] == 0
+        code, out, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "two"), "--runs", "2", *args])
+    finally:
+        torch.set_num_threads(before)
     assert code == 0, err
     two = tmp_path / "two"
     # run 0 of the ensemble is the single run of the same seed; the result is the runs' mean

@@ -45,6 +45,9 @@ def test_runs_at_once_equal_the_same_runs_in_turn(textured_rgb: torch.Tensor, th
         np.testing.assert_array_equal(a.losses, b.losses)
         assert [r["psnr"] for r in a.history] == [r["psnr"] for r in b.history]
     assert not torch.equal(together[0].final, together[1].final)
+    # run.json says how each run was fitted: one thread, two runs at once
+    assert together[0].summary()["runs_at_once"] == 2 and apart[0].summary()["runs_at_once"] == 1
+    assert together[0].device["torch_threads"] == 1
 
 
 def test_an_interrupt_in_one_run_stops_the_runs_beside_it(textured_rgb: torch.Tensor, threads) -> None:

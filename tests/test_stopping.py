@@ -197,7 +197,9 @@ def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textur
     record = json.loads((out / "run.json").read_text())
     stop = record["stopping"]
     assert stop["requested"] == "auto" and stop["rule"] == S.DEFAULT_RULE and stop["max_steps"] == 30
-    assert 0 <= stop["step"] <= 30 and stop["step"] % 10 == 0 and stop["source"] in ("ema", "output")
+    assert 0 <= stop["step"] <= 30 and stop["source"] == "mean of 2 runs"  # the default preset's two runs
+    for run in stop["runs"]:
+        assert run["rule"] == S.DEFAULT_RULE and run["step"] % 10 == 0 and run["source"] in ("ema", "output")
     assert stop["result_psnr"] is not None and "denoised.png" in stdout
 
     out2 = tmp_path / "none"

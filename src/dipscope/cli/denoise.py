@@ -144,10 +144,11 @@ def demo(
     final = run.result.final
     image_row([clean, noisy, denoised, final],
               ["clean", f"noisy σ=25: {psnr(noisy, clean):.2f} dB",
-               f"denoised.png ({run.stopping['source']}, step {run.stopping['step']}): {psnr(denoised, clean):.2f} dB",
-               f"last output{' of run 0' if len(run.results) > 1 else ''} (step {run.result.steps_done}): "
+               f"denoised.png (step {run.stopping['step']}): {psnr(denoised, clean):.2f} dB",
+               f"{'run 0: ' if len(run.results) > 1 else ''}last output (step {run.result.steps_done}): "
                f"{psnr(final, clean):.2f} dB"],
-              run.out / "comparison.png", "dipscope demo: Deep Image Prior denoising, stopped by the default rule")
+              run.out / "comparison.png", "dipscope demo: Deep Image Prior denoising, stopped by the default rule"
+              + (f" (mean of {len(run.results)} runs)" if len(run.results) > 1 else ""))
     _finish(run)
     print(f"demo: denoised.png {psnr(denoised, clean):.2f} dB (noisy {psnr(noisy, clean):.2f} dB) in "
           f"{time.perf_counter() - start:.0f} s; see {run.out / 'comparison.png'}")

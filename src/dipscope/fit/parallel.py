@@ -59,6 +59,9 @@ def fit_in_threads(fits: Sequence[Runnable], workers: int) -> list[FitResult]:
                     pass
             except KeyboardInterrupt:
                 stop.set()  # every running fit stops at its next step; the ones not started stop at once
-            return [r for future in futures for r in future.result()]
+            results = [r for future in futures for r in future.result()]
     finally:
         torch.set_num_threads(threads)
+    for r in results:
+        r.at_once = workers
+    return results

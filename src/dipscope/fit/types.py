@@ -161,6 +161,7 @@ class FitResult:
     seed: int = 0
     channels_last: bool = False
     grouped: int = 1
+    at_once: int = 1  # runs fitted at the same time as this one, itself included (dipscope.fit.parallel)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready scalars of the result (for ``run.json``)."""
@@ -182,4 +183,5 @@ class FitResult:
             "precision": self.precision,
             "channels_last": self.channels_last,
             "runs_fitted_together": self.grouped,
+            "runs_at_once": self.at_once,
         }
