@@ -206,6 +206,24 @@ def test_partial_sweeps_fill_the_table_and_report_only_runs_nothing(tmp_path: Pa
     assert not (out / "dip" / "house" / "run-1").exists()
 
 
+def test_a_run_recorded_before_a_setting_existed_is_still_finished(tmp_path: Path, textured_rgb: torch.Tensor,
+                                                                  capsys) -> None:
+    """A fit setting added later (fit.types.ADDED_SETTINGS) at the value older runs had does not
+    turn a finished run into an unfinished one; any other difference in the settings does."""
+    images = _images(tmp_path, textured_rgb)[:1]
+    out = tmp_path / "table"
+    cfg = dt.TableConfig(images=images, models=["dip"], runs=1, factor=1, profile="smoke", device="cpu")
+    dt.run(cfg, out)
+    record_file = out / "dip" / "house" / "run-0" / "run.json"
+    record = json.loads(record_file.read_text())
+    del record["config"]["fit"]["cuda_graph"]  # as runs.json were written before --cuda-graph existed
+    record_file.write_text(json.dumps(record))
+    assert "1 of 1 runs finished" in dt.run(cfg, out, report_only=True)
+    record["config"]["fit"]["lr"] = 0.5  # another setting differs: not the same run
+    record_file.write_text(json.dumps(record))
+    assert "0 of 1 runs finished" in dt.run(cfg, out, report_only=True)
+
+
 def test_table_config_errors() -> None:
     for bad, match in [(dict(runs=0), "--runs"), (dict(sigma=-1), "--sigma"), (dict(steps={"relunet": 5}, models=["dip"]), "--steps"),
                        (dict(crop=-2), "--crop")]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import DipscopeError
+from ..fit.types import ADDED_SETTINGS
 from .executors import ExecutorOptions
 from .schedule import Counter, schedule
 from .rundir import RUN_FILE, _jsonable, discard_stale_partials, read_record, set_aside
@@ -33,7 +34,21 @@ def _finished(record: dict[str, Any] | None) -> bool:
 
 
 def _same_settings(record: dict[str, Any], task: Task) -> bool:
-    return record.get("config") == json.loads(json.dumps(task.config, default=_jsonable))
+    return _matches(record.get("config"), json.loads(json.dumps(task.config, default=_jsonable)))
+
+
+def _matches(recorded: Any, wanted: Any) -> bool:
+    """``recorded == wanted``, except that a setting the record lacks matches when it is one of
+    :data:`~dipscope.fit.types.ADDED_SETTINGS` asked for at the value older runs had."""
+    if isinstance(recorded, dict) and isinstance(wanted, dict):
+        missing = set(wanted) - set(recorded)
+        if set(recorded) - set(wanted) or any(ADDED_SETTINGS.get(k, _ABSENT) != wanted[k] for k in missing):
+            return False
+        return all(_matches(recorded[k], wanted[k]) for k in recorded)
+    return recorded == wanted
+
+
+_ABSENT = object()
 
 
 @dataclass
