@@ -16,7 +16,7 @@ thread count a run fitted here equals the same run fitted alone.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol, Sequence
 
 import torch
@@ -53,12 +53,16 @@ def fit_in_threads(fits: Sequence[Runnable], workers: int) -> list[FitResult]:
     torch.set_num_threads(max(1, threads // workers))
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dipscope-run") as pool:
-            futures = [pool.submit(f.run) for f in fits]
+            futures: list[Future[list[FitResult]]] = []
             try:
+                for f in fits:
+                    futures.append(pool.submit(f.run))
                 while wait(futures, timeout=0.2).not_done:
                     pass
             except KeyboardInterrupt:
                 stop.set()  # every running fit stops at its next step; the ones not started stop at once
+            # (a fit not yet submitted when the signal came has no result: the caller sees fewer results
+            # than fits, as when fits in turn are interrupted before the last one)
             results = [r for future in futures for r in future.result()]
     finally:
         torch.set_num_threads(threads)
