@@ -19,14 +19,15 @@
 
 * ``dipscope`` — dipscope's denoising default: the ``ulyanov2018`` fit (input, lr, input
   noise, EMA) with a 64-channel trunk instead of 128 (5 levels of 64/64/4), fitted as an
-  ensemble of :func:`default_runs` = 2 seeds whose stopped images are averaged. On a 2-core CPU a
-  64-channel step costs ~2.5× less than a 128-channel one and a single 64-channel run stops at
-  about the same PSNR, so two of them take less time than one ``ulyanov2018`` run and average
-  to a better image (``benchmarks/RESULTS.md``, "the default preset").
+  ensemble of :func:`default_runs` = 2 seeds whose stopped images are averaged (fitted at once on
+  a multi-core CPU). On a 2-core CPU a 64-channel step costs 2.3–2.4× less than a 128-channel
+  one and a single 64-channel run stops at about the same PSNR, so two of them, fitted at once,
+  take less time than one ``ulyanov2018`` run and average to a better image, +0.2 to +0.7 dB
+  (``benchmarks/RESULTS.md``, "The default preset").
 
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
-steps, snapshots every 100 steps) in both presets.
+steps, snapshots every 100 steps) in every preset.
 """
 
 from __future__ import annotations
