@@ -22,19 +22,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dipscope.restore import RestoreRequest, restore
-from dipscope.presets import default_runs
-from dipscope.stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
-from dipscope.tasks import DEFAULT_PRESETS
-from dipscope.time_to_result import machine
+from dipscope.restore import RestoreRequest
+from dipscope.time_to_result import denoise_defaults, kept_part, timed_restore
 
 PAIRS = Path(__file__).resolve().parents[1] / "results" / "denoise-table" / "cpu-study-x4" / "inputs"
 
@@ -49,9 +44,7 @@ def pairs_in(folder: Path) -> dict[str, tuple[Path, Path]]:
 def settings(runs: int | None, max_steps: int | None, levels: int | None, preset: str | None = None) -> dict[str, Any]:
     """What a kept measurement must have been made with to be reused (``preset`` None: the
     denoising default; ``runs`` None: the preset's, recorded as the number it resolves to)."""
-    name = DEFAULT_PRESETS["denoise"] if preset is None else preset
-    return {"preset": name, "runs": default_runs(name) if runs is None else runs, "max_steps": max_steps,
-            "levels": levels, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}"}
+    return {**denoise_defaults(preset, runs), "max_steps": max_steps, "levels": levels}
 
 
 def oracles(run_dir: Path) -> dict[str, float | None]:
@@ -66,21 +59,17 @@ def oracles(run_dir: Path) -> dict[str, float | None]:
 
 
 def measure(name: str, noisy: Path, clean: Path, out: Path, kept: dict[str, Any]) -> dict[str, Any]:
-    """Denoise one pair with the defaults into ``out/name``; the measurement row."""
-    request = RestoreRequest(image=noisy, noisy=True, clean=clean, out=out / name, runs=kept["runs"], preset=kept["preset"],
-                             steps=kept["max_steps"], levels=kept["levels"], force=True)
-    start = time.perf_counter()
-    run = restore(request)
-    seconds = time.perf_counter() - start
-    if run.stopping.get("interrupted"):
-        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+    """Denoise one pair with the defaults into ``out/name``; the measurement row (the machine
+    and the settings are added where it is kept, :func:`~dipscope.time_to_result.kept_part`)."""
+    run, seconds = timed_restore(RestoreRequest(image=noisy, noisy=True, clean=clean, out=out / name, runs=kept["runs"],
+                                                preset=kept["preset"], steps=kept["max_steps"], levels=kept["levels"],
+                                                force=True))
     picks = run.stopping.get("runs", [run.stopping])
     return {"image": name, "psnr": run.stopping["result_psnr"], "run_psnrs": [p["result_psnr"] for p in picks],
             "steps_chosen": [p["step"] for p in picks],
             "steps_fitted": [r.steps_done for r in run.results], "sigma_255": picks[0].get("sigma_255"),
             "seconds": seconds, "fit_seconds": [r.seconds for r in run.results],
-            "precision": run.result.precision, "threads": torch.get_num_threads(), "machine": machine(),
-            **oracles(out / name), "settings": kept}
+            "precision": run.result.precision, "threads": torch.get_num_threads(), **oracles(out / name)}
 
 
 def measure_all(folder: Path, out: Path, runs: int | None = None, max_steps: int | None = None,
@@ -91,14 +80,7 @@ def measure_all(folder: Path, out: Path, runs: int | None = None, max_steps: int
     for name, (noisy, clean) in pairs_in(folder).items():
         if only and name not in only:
             continue
-        path = out / f"{name}.json"
-        row = json.loads(path.read_text()) if path.is_file() else None
-        if row is None or row.get("settings") != kept:
-            row = measure(name, noisy, clean, out, kept)
-            out.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".json.tmp").write_text(json.dumps(row, indent=1) + "\n")
-            path.with_suffix(".json.tmp").replace(path)
-        rows.append(row)
+        rows.append(kept_part(out, name, kept, lambda: measure(name, noisy, clean, out, kept)))
     return rows
 
 

@@ -128,21 +128,25 @@ def machine() -> str:
     return f"{cpu} ({bf16}){gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def _timed_denoise(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path, name: str,
-                   runs: int | None = None) -> tuple[Any, float]:
-    """``dipscope denoise`` of ``clean`` + noise with every default into ``work/name``: the run
-    and its wall time until the result is written (an interrupted run raises: it is no measurement)."""
-    work.mkdir(parents=True, exist_ok=True)
-    source = work / "clean.png"
-    write_image(source, clean)
-    request = DenoiseRequest(image=source, out=work / name, sigma=sigma, seed=cfg.seed, device=cfg.device,
-                             steps=cfg.max_steps, levels=cfg.levels, runs=runs, force=True)
+def timed_restore(request: DenoiseRequest) -> tuple[Any, float]:
+    """Run ``request`` (``dipscope denoise``/``restore``): the run and its wall time until the
+    result is written. An interrupted run raises :class:`KeyboardInterrupt`: it is no measurement."""
     start = time.perf_counter()
     run = denoise(request)
     seconds = time.perf_counter() - start
     if run.stopping.get("interrupted"):
-        raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept
+        raise KeyboardInterrupt  # nothing is kept
     return run, seconds
+
+
+def _timed_denoise(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path, name: str,
+                   runs: int | None = None) -> tuple[Any, float]:
+    """``dipscope denoise`` of ``clean`` + noise with every default into ``work/name``, timed."""
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "clean.png"
+    write_image(source, clean)
+    return timed_restore(DenoiseRequest(image=source, out=work / name, sigma=sigma, seed=cfg.seed, device=cfg.device,
+                                        steps=cfg.max_steps, levels=cfg.levels, runs=runs, force=True))
 
 
 def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
@@ -194,13 +198,19 @@ def settings_of(part: str, cfg: TimeToResult) -> dict[str, Any]:
         return {**common, "measure_steps": cfg.measure_steps}
     # our runs use the default preset, its runs and the default rule: a part measured under other
     # defaults is not reused
-    name = DEFAULT_PRESETS["denoise"]
-    ours = {**common, "max_steps": cfg.max_steps, "stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}",
-            "preset": name}
-    return {**ours, "runs": default_runs(name) if part == "ours" else cfg.ensemble_runs}
+    return {**common, "max_steps": cfg.max_steps,
+            **denoise_defaults(runs=None if part == "ours" else cfg.ensemble_runs)}
 
 
-def _part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:
+def denoise_defaults(preset: str | None = None, runs: int | None = None) -> dict[str, Any]:
+    """The defaults a ``dipscope denoise`` measurement depends on: the preset (None: the denoising
+    default), its runs (None: the preset's, recorded as the number) and the stopping rule."""
+    name = DEFAULT_PRESETS["denoise"] if preset is None else preset
+    return {"stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}", "preset": name,
+            "runs": default_runs(name) if runs is None else runs}
+
+
+def kept_part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:
     """A part's measurement: from ``folder/name.json`` if kept with the same ``settings``, else
     measured now and kept there (``measure`` None: only read, never measure)."""
     path = folder / f"{name}.json"
@@ -230,7 +240,7 @@ def measure_parts(name: str, clean: torch.Tensor, sigma: float, cfg: TimeToResul
     for part in PARTS:
         if part == "timing" and cfg.measure_steps is None:
             continue
-        value = _part(folder, part, settings_of(part, cfg), measures[part] if part in cfg.parts else None)
+        value = kept_part(folder, part, settings_of(part, cfg), measures[part] if part in cfg.parts else None)
         if value is not None:
             parts[part] = value
     return parts
