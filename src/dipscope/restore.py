@@ -177,7 +177,7 @@ class RestoreRun:
     kept: Path | None = None
     results: list[FitResult] = field(default_factory=list)  # every run's, for an ensemble
     result_file: str = "denoised.png"
-    choices: list[torch.Tensor] = field(default_factory=list)  # every run's chosen image (the result: those that finished)
+    choices: list[torch.Tensor] = field(default_factory=list)  # every run's chosen image (the result averages those of the runs that finished)
 
 
 def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> RestoreRun:

@@ -159,7 +159,7 @@ def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> di
 
 def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
     """``dipscope denoise --runs R`` with its defaults (R = ``cfg.ensemble_runs``; seeds
-    ``seed … seed + R − 1``, in turn on a CPU, grouped on CUDA): the PSNR of the mean of the
+    ``seed … seed + R − 1``; at once on a multi-core CPU, grouped on CUDA): the PSNR of the mean of the
     first ``r`` runs' stopped images for r = 1, 2, 4, … ≤ R, each run's fit time and steps, and
     the wall time of the whole call."""
     run, seconds = _timed_denoise(clean, sigma, cfg, work, "ensemble", runs=cfg.ensemble_runs)
