@@ -1,6 +1,6 @@
 """Early-stopping benchmark: every rule of ``dipscope.stopping`` on the same recorded fits.
 
-Each run (image, σ, seed) is fitted ONCE with the ``ulyanov2018`` preset; at every observation
+Each run (image, σ, seed) is fitted ONCE with the ``ulyanov2018`` preset (``--preset``); at every observation
 (every 10 steps) the script records the statistics the rules read (:class:`dipscope.stopping.Probe`:
 residuals, per-band residual spectra of output and EMA, Shi et al.'s blur and sharpness, the
 windowed and exponential variances), the PSNR of the output and of its EMA against the clean
@@ -47,7 +47,7 @@ import torch
 from dipscope import stopping as S
 from dipscope.fit import Callback, FitState, fit_runs
 from dipscope.physics import GaussianNoise, downsample
-from dipscope.presets import preset
+from dipscope.presets import PRESETS, preset
 
 CBM3D9 = ("baboon", "f16", "house", "kodim01", "kodim02", "kodim03", "kodim12", "lena", "peppers")
 SKIMAGE = ("astronaut", "coffee", "chelsea", "rocket")
@@ -143,12 +143,17 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
     """Fit the runs of one (image, σ) not yet recorded — one noisy image (noise seed 1000), one
     network seed per run — and write each run's recording. On CUDA the seeds are fitted together
     as one grouped network (:func:`dipscope.fit.fit_runs`; exact), which removes launch overhead."""
+    for s in seeds:
+        rec = runs / f"{run_name(kind, name, sigma, s)}.json"
+        if rec.is_file() and not args.force and json.loads(rec.read_text()).get("preset", "ulyanov2018") != args.preset:
+            raise SystemExit(f"error: {rec} was recorded with another preset than {args.preset!r}; "
+                             "use another --out folder")
     todo = [s for s in seeds if args.force or not (runs / f"{run_name(kind, name, sigma, s)}.json").is_file()]
     if not todo:
         return
     clean, how = load_clean(kind, name, args.data_dir, args.crop)
     noisy = GaussianNoise(sigma / 255, NOISE_SEED)(clean, clip=True)
-    spec, config = preset("ulyanov2018")
+    spec, config = preset(args.preset)
     config = replace(config, steps=args.steps, device=args.device, precision=args.precision)
     context = S.Context.from_target(noisy)  # sigma estimated (default estimator); the given one is stored beside it
     estimates = {f"sigma_{m}": S.estimate_sigma(noisy, m) for m in S.SIGMA_ESTIMATORS}  # for each rule's variants
@@ -175,7 +180,7 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
             arrays[key] = np.asarray([getattr(o, key) for o in rec.rows])
         meta = {
             "kind": kind, "image": name, "how": how, "shape": list(clean.shape), "sigma": sigma, "seed": seed,
-            "noise_seed": NOISE_SEED, "preset": "ulyanov2018", "steps": args.steps,
+            "noise_seed": NOISE_SEED, "preset": args.preset, "steps": args.steps,
             "fit": asdict(replace(config, seed=seed)), "context": context.to_dict(),
             "seconds": seconds / len(todo), "seconds_call": seconds, "runs_in_call": len(todo),
             "grouped": result.grouped, "seconds_fit": result.seconds, "device": result.device,
@@ -364,6 +369,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="folder of the recordings (runs/ inside)")
     p.add_argument("--images", default="set:cbm3d9,set:skimage")
     p.add_argument("--sigmas", default="15,25,50")
+    p.add_argument("--preset", default="ulyanov2018", choices=PRESETS,
+                   help="the fit's preset (recordings of different presets belong in different --out folders)")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--crop", type=int, default=None, help="centre-crop each (downsampled) image to at most N×N")
