@@ -29,9 +29,9 @@ def test_denoise_writes_a_complete_run(tmp_path: Path, image_file: Path, cli) ->
         assert (out / name).is_file(), name
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete" and record["seed"] == 3 and record["preset"] == "dipscope"
-    # the default preset: a 64-channel trunk, two seeds averaged
-    assert record["model"]["family"] == "skip" and record["model"]["channels_down"] == [64] * 3
-    assert record["stopping"]["seeds"] == [3, 4] and (out / "denoised-run-1.png").is_file()
+    # the default preset: a 48-channel trunk, three seeds averaged
+    assert record["model"]["family"] == "skip" and record["model"]["channels_down"] == [48] * 3
+    assert record["stopping"]["seeds"] == [3, 4, 5] and (out / "denoised-run-2.png").is_file()
     assert record["fit"]["steps"] == 20 and record["degradation"] == {"kind": "gaussian", "operator": "identity", "sigma": 25.0, "seed": 3, "clip": True}
     assert record["versions"]["torch"] == torch.__version__ and record["device"]["type"] == "cpu"
     assert "PSNR" in stdout
@@ -109,7 +109,7 @@ def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Pa
 
     class CtrlC(Callback):
         def observe(self, state: FitState) -> None:
-            if state.step == 10:
+            if state.step == 10 and state.seed == 0:  # in the first run; the runs beside it stop with it
                 raise KeyboardInterrupt
 
     request = DenoiseRequest(image=image_file, out=tmp_path / "run", steps=50, levels=3, device="cpu")
@@ -174,10 +174,10 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     assert "50 timed steps" in text and "Measured on:" in text and row["reference_timed_by"] == "timing"
     rows, _ = run(replace(cfg, seed=1, parts=("timing",)))  # other settings: the kept original is not reused
     assert rows == [] and kept.read_text() == before
-    rows, text = run(replace(cfg, parts=("ensemble",), ensemble_runs=2))  # R = 2 runs of ours, scored at 1 and 2
+    rows, text = run(replace(cfg, parts=("ensemble",), ensemble_runs=3))  # R = 3 runs of ours, scored at 1, 2, 3
     (row, ens) = rows
-    assert ens["kind"] == "ensemble" and set(ens["psnr"]) == {1, 2} and len(ens["steps"]) == 2
-    # ours is the default preset's 2 runs: the ensemble's first two (same seeds, same settings)
-    assert row["ours_runs"] == 2 and ens["psnr"][2] == pytest.approx(row["ours_psnr"], abs=1e-6)
+    assert ens["kind"] == "ensemble" and set(ens["psnr"]) == {1, 2, 3} and len(ens["steps"]) == 3
+    # ours is the default preset's 3 runs: the ensemble's three (same seeds, same settings)
+    assert row["ours_runs"] == 3 and ens["psnr"][3] == pytest.approx(row["ours_psnr"], abs=1e-6)
     assert ens["gain"][2] == pytest.approx(ens["psnr"][2] - ens["psnr"][1]) and ens["time_cost"][2] > 1.0
     assert "## Ensembles" in text and "Mean gain over one run: 2 runs" in text

@@ -117,10 +117,10 @@ def test_spec_round_trip_and_presets() -> None:
     assert spec == STANDARD and cfg.lr == 0.01 and cfg.steps == 3000 and cfg.ema == 0.99
     spec, cfg = preset("chakrabarty2019")
     assert count_parameters(build(spec, (3, 64, 64))) == 8_661_107 and cfg.lr == 0.001
-    # dipscope's default: the ulyanov2018 fit and network with a 64-channel trunk, 2 runs (skip only)
+    # dipscope's default: the ulyanov2018 fit and network with a 48-channel trunk, 3 runs (skip only)
     spec, cfg = preset("dipscope")
-    assert cfg == preset("ulyanov2018")[1] and spec == replace(STANDARD, channels_down=(64,) * 5, channels_up=(64,) * 5)
-    assert default_runs("dipscope") == 2 and default_runs("dipscope", "relunet") == 1
+    assert cfg == preset("ulyanov2018")[1] and spec == replace(STANDARD, channels_down=(48,) * 5, channels_up=(48,) * 5)
+    assert default_runs("dipscope") == 3 and default_runs("dipscope", "relunet") == 1
     assert default_runs("ulyanov2018") == 1 and default_runs("chakrabarty2019") == 1
 
 

@@ -197,7 +197,7 @@ def test_denoise_stops_automatically_and_records_the_step(tmp_path: Path, textur
     record = json.loads((out / "run.json").read_text())
     stop = record["stopping"]
     assert stop["requested"] == "auto" and stop["rule"] == S.DEFAULT_RULE and stop["max_steps"] == 30
-    assert 0 <= stop["step"] <= 30 and stop["source"] == "mean of 2 runs"  # the default preset's two runs
+    assert 0 <= stop["step"] <= 30 and stop["source"] == "mean of 3 runs"  # the default preset's three runs
     for run in stop["runs"]:
         assert run["rule"] == S.DEFAULT_RULE and run["step"] % 10 == 0 and run["source"] in ("ema", "output")
     assert stop["result_psnr"] is not None and "denoised.png" in stdout

@@ -53,11 +53,12 @@ def check_pairs(bench, tmp_path: Path) -> None:
     kept = (out / "camera.json").read_text()
     again = bench.measure_all(pairs, out, runs=1, max_steps=30, levels=2, only=["camera"])  # reused, not refitted
     assert (out / "camera.json").read_text() == kept and again[0] == rows[0]
-    # without --runs: the default preset's runs (dipscope: 2), averaged; other settings, so refitted
-    two = bench.measure_all(pairs, out, max_steps=30, levels=2, only=["camera"])
-    assert two[0]["settings"]["runs"] == 2 and two[0]["settings"]["preset"] == "dipscope"
-    assert len(two[0]["steps_chosen"]) == 2 and len(two[0]["run_psnrs"]) == 2
-    assert two[0]["run_psnrs"][0] == rows[0]["psnr"]  # run 0 is the single run (same seed and settings)
+    # without --runs: the default preset's runs (dipscope: 3), averaged; other settings, so refitted
+    three = bench.measure_all(pairs, out, max_steps=30, levels=2, only=["camera"])
+    assert three[0]["settings"]["runs"] == 3 and three[0]["settings"]["preset"] == "dipscope"
+    assert three[0]["settings"]["width"] == 48  # the preset's network is part of what a kept row was made with
+    assert len(three[0]["steps_chosen"]) == 3 and len(three[0]["run_psnrs"]) == 3
+    assert three[0]["run_psnrs"][0] == rows[0]["psnr"]  # run 0 is the single run (same seed and settings)
     other = bench.measure_all(pairs, tmp_path / "u", max_steps=10, levels=2, only=["coffee"], preset="ulyanov2018")
     record = json.loads((tmp_path / "u" / "coffee" / "run.json").read_text())
     assert other[0]["settings"]["runs"] == 1 and record["preset"] == "ulyanov2018"  # its own default runs

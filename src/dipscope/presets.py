@@ -18,12 +18,13 @@
   output; at ×8 it runs 4 000 steps with input noise 0.05).
 
 * ``dipscope`` — dipscope's denoising default: the ``ulyanov2018`` fit (input, lr, input
-  noise, EMA) with a 64-channel trunk instead of 128 (5 levels of 64/64/4), fitted as an
-  ensemble of :func:`default_runs` = 2 seeds whose stopped images are averaged (fitted at once on
-  a multi-core CPU). On a 2-core CPU a 64-channel step costs 2.3–2.4× less than a 128-channel
-  one and a single 64-channel run stops at about the same PSNR, so two of them, fitted at once,
-  take less time than one ``ulyanov2018`` run and average to a better image, +0.2 to +0.7 dB
-  (``benchmarks/RESULTS.md``, "The default preset").
+  noise, EMA) with a 48-channel trunk instead of 128 (5 levels of 48/48/4), fitted as an
+  ensemble of :func:`default_runs` = 3 seeds whose stopped images are averaged (fitted at once on
+  a multi-core CPU). A narrow network's step is cheap (on a 2-core CPU 48 channels cost ~3× less
+  than 128) and a single 48-channel run stops at about the PSNR of a wider one, while the mean of
+  R runs gains from each run's own error: three 48-channel runs at once take the time of two
+  64-channel runs (the default until 2026-12-02, itself ~+0.4 dB over one 128-channel run) and
+  average to a better image (``benchmarks/RESULTS.md``, "The default preset").
 
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
@@ -41,9 +42,9 @@ from .models import LinearSpec, ModelSpec, ReLUNetSpec, SkipSpec
 PRESETS = ("dipscope", "ulyanov2018", "chakrabarty2019", "ulyanov2018-inpaint", "ulyanov2018-superres")
 
 #: The skip trunk's width in the ``dipscope`` preset (``ulyanov2018``: 128).
-DIPSCOPE_WIDTH = 64
+DIPSCOPE_WIDTH = 48
 #: Seeds fitted and averaged by default, per preset (1 where not named).
-DEFAULT_RUNS = {"dipscope": 2}
+DEFAULT_RUNS = {"dipscope": 3}
 
 _RELUNET_FIT = FitConfig(
     steps=30_000, lr=1e-3, reg_noise_std=0.0, ema=None, pixel_batch=2048, observe_every=100,

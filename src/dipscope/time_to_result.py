@@ -4,7 +4,7 @@ protocol, measured end to end (``dipscope bench --time-to-result``).
 For every image and noise level σ:
 
 * **ours** — :func:`dipscope.restore.denoise` with every default (the default preset and its
-  runs — ``dipscope``: the mean of 2 runs of a 64-channel network —, automatic stop, ``auto``
+  runs — ``dipscope``: the mean of 3 runs of a 48-channel network —, automatic stop, ``auto``
   precision and layout): the wall-clock time until ``denoised.png`` is written, and its PSNR;
 * **original protocol** — the ``ulyanov2018`` preset in reference mode (fp32, NCHW, stock
   Adam, no compile), ``--stop none``, ``reference_steps`` steps (3 000 in the original): the PSNR
@@ -204,10 +204,17 @@ def settings_of(part: str, cfg: TimeToResult) -> dict[str, Any]:
 
 def denoise_defaults(preset: str | None = None, runs: int | None = None) -> dict[str, Any]:
     """The defaults a ``dipscope denoise`` measurement depends on: the preset (None: the denoising
-    default), its runs (None: the preset's, recorded as the number) and the stopping rule."""
+    default), its runs (None: the preset's, recorded as the number), its network's width and the
+    stopping rule."""
     name = DEFAULT_PRESETS["denoise"] if preset is None else preset
     return {"stop": f"{DEFAULT_RULE}, σ by {DEFAULT_SIGMA_ESTIMATOR}", "preset": name,
-            "runs": default_runs(name) if runs is None else runs}
+            "runs": default_runs(name) if runs is None else runs, "width": trunk_width(name)}
+
+
+def trunk_width(name: str) -> int:
+    """The channels of a preset's DIP (skip) trunk: a preset's network can change between versions."""
+    spec, _ = preset(name)
+    return spec.channels_down[0]
 
 
 def kept_part(folder: Path, name: str, settings: dict[str, Any], measure: Any) -> dict[str, Any] | None:
@@ -360,5 +367,5 @@ def ensemble_report(rows: Sequence[dict[str, Any]]) -> str:
     return ("\n## Ensembles: the mean of R runs' stopped images (`dipscope denoise --runs R`)\n\nMeasured on: "
             + "; ".join(machines) + ". Time = the steps of the runs in turn relative to the first run's "
             "(grouped runs: the whole call against `ours` for all R runs); runs fitted at once on a multi-core CPU "
-            "take less wall time than that (two 64-channel runs: 1.74× less than in turn on a 2-core CPU).\n\n" + markdown_table(header, body) + "\nMean gain over one run: "
+            "take less wall time than that (`benchmarks/RESULTS.md`, \"The default preset\").\n\n" + markdown_table(header, body) + "\nMean gain over one run: "
             + ", ".join(means) + ".\n")

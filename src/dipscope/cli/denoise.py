@@ -32,7 +32,7 @@ def _layout(layout: str) -> Optional[bool]:
 _FIT = "Fit"
 #: The options of the fit that ``denoise`` and ``restore`` share, declared once.
 FIT_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Named settings: dipscope (ours: ulyanov2018 with a 64-channel trunk, 2 runs averaged) or those of a reference implementation (default: the task's; denoise dipscope, deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
+    ("preset", Optional[Preset], typer.Option(None, rich_help_panel=_FIT, help="Named settings: dipscope (ours: ulyanov2018 with a 48-channel trunk, 3 runs averaged) or those of a reference implementation (default: the task's; denoise dipscope, deblur ulyanov2018, inpaint ulyanov2018-inpaint, superres ulyanov2018-superres).")),
     ("model", Model, typer.Option(Model("skip"), rich_help_panel=_FIT, help="skip (DIP), linear (DIP-Linear) or relunet (coordinate MLP).")),
     ("steps", Optional[int], typer.Option(None, rich_help_panel=_FIT, help=f"Maximum number of Adam steps (default: the preset's, {_preset_defaults('steps')}); the fit may stop earlier, see --stop.")),
     ("stop", str, typer.Option("auto", rich_help_panel=_FIT, help=f"Early stopping: auto (the default rule, {DEFAULT_RULE}, where the measurement is noisy — denoising, noisy or given deblurring; none for inpainting, super-resolution and noiseless deblurring), none (run all --steps), or a rule: {', '.join(RULES)}.")),

@@ -30,12 +30,23 @@ class Runnable(Protocol):
     def run(self) -> list[FitResult]: ...
 
 
+#: At most this many runs per torch thread at once (more wait for a free slot).
+RUNS_PER_THREAD = 2
+
+
 def parallel_workers(runs: int, device: torch.device, threads: int | None = None) -> int:
-    """How many runs to fit at once: on a CPU, one per available torch thread (at most ``runs``);
-    elsewhere 1 (CUDA groups runs into one network instead)."""
-    if device.type != "cpu" or runs < 2:
+    """How many runs to fit at once: on a CPU with two or more torch threads, every run (up to
+    :data:`RUNS_PER_THREAD` per thread), each with ``threads // workers`` threads (at least one);
+    elsewhere 1 (CUDA groups runs into one network instead; one thread fits them in turn).
+
+    More runs than threads share the cores: three one-thread runs on two cores took 1.51× the
+    time of two (``benchmarks/RESULTS.md``), where two at once and the third after them would
+    take about 2× with one core idle during the third.
+    """
+    threads = threads if threads is not None else torch.get_num_threads()
+    if device.type != "cpu" or runs < 2 or threads < 2:
         return 1
-    return max(1, min(runs, threads if threads is not None else torch.get_num_threads()))
+    return min(runs, RUNS_PER_THREAD * threads)
 
 
 def fit_in_threads(fits: Sequence[Runnable], workers: int) -> list[FitResult]:
