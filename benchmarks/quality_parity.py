@@ -1,6 +1,7 @@
 """Quality parity: the fast execution path — and bf16 — restore as well as the reference.
 
-Two comparisons on the same noisy images and seeds (ulyanov2018 preset, σ = 25):
+Two comparisons on the same noisy images and seeds (the ``ulyanov2018`` preset unless ``--preset``
+says another, one run per seed; σ = 25):
 
 * ``--compare modes`` (the default, as before): the reference mode (fp32, NCHW, eager, stock
   Adam) against the default fast mode; target |Δ mean best PSNR| ≤ 0.15 dB;
@@ -11,8 +12,8 @@ Two comparisons on the same noisy images and seeds (ulyanov2018 preset, σ = 25)
 
 Images: crops of scikit-image's bundled photographs (no download).
 
-Usage: python benchmarks/quality_parity.py [--compare modes|precision] [--steps N] [--sizes 64,128]
-       [--seeds 3] [--device cpu] [--out FILE]
+Usage: python benchmarks/quality_parity.py [--compare modes|precision] [--preset NAME] [--steps N]
+       [--sizes 64,128] [--seeds 3] [--device cpu] [--out FILE]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dipscope.bench import FAST, REFERENCE
 from dipscope.fit import Callback, FitState, fit
 from dipscope.metrics import psnr
 from dipscope.physics import GaussianNoise
-from dipscope.presets import preset
+from dipscope.presets import PRESETS, preset
 from dipscope.stopping import EarlyStopping
 from dipscope.time_to_result import machine
 
@@ -70,9 +71,10 @@ class Watch(Callback):
         self.stopper.on_end(state)
 
 
-def one_fit(clean: torch.Tensor, seed: int, steps: int, mode: dict, device: str) -> tuple[float, float]:
+def one_fit(clean: torch.Tensor, seed: int, steps: int, mode: dict, device: str,
+            preset_name: str = "ulyanov2018") -> tuple[float, float]:
     """Best PSNR over the run, and the PSNR of the default stopping rule's image."""
-    spec, base = preset("ulyanov2018")
+    spec, base = preset(preset_name)
     noisy = GaussianNoise(25 / 255, 100 + seed)(clean, clip=True)
     stopper = EarlyStopping("auto", noisy)
     r = fit(spec, noisy, replace(base, steps=steps, seed=seed, device=device, **mode), clean=clean, ssim=False,
@@ -84,6 +86,8 @@ def one_fit(clean: torch.Tensor, seed: int, steps: int, mode: dict, device: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", choices=sorted(MODES), default="modes")
+    parser.add_argument("--preset", default="ulyanov2018", choices=PRESETS,
+                        help="the network and fit (one run per seed, also for presets that average several)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--sizes", default="64,128")
     parser.add_argument("--seeds", type=int, default=3)
@@ -94,7 +98,7 @@ def main() -> None:
     modes = MODES[args.compare]
     names = args.images.split(",") if args.images else list(IMAGES)[:3 if args.compare == "modes" else 6]
     a, b = list(modes)
-    lines = [f"Quality parity ({a} vs {b}), ulyanov2018 preset, at most {args.steps} steps, σ = 25, seeds "
+    lines = [f"Quality parity ({a} vs {b}), {args.preset} preset (one run per seed), at most {args.steps} steps, σ = 25, seeds "
              f"0–{args.seeds - 1}; machine: {machine()}. Best = oracle pick over snapshots every 10 steps; "
              "stopped = the default rule's denoised image (dB).", "",
              f"| size | image | best {a} | best {b} | Δ best | stopped {a} | stopped {b} | Δ stopped |",
@@ -107,7 +111,7 @@ def main() -> None:
             cell: dict[str, tuple[float, float]] = {}
             for mode_name, mode in modes.items():
                 t = time.perf_counter()
-                pairs = [one_fit(clean, seed, args.steps, mode, args.device) for seed in range(args.seeds)]
+                pairs = [one_fit(clean, seed, args.steps, mode, args.device, args.preset) for seed in range(args.seeds)]
                 cell[mode_name] = (statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs))
                 print(f"{size} {name} {mode_name}: best {cell[mode_name][0]:.2f}, stopped {cell[mode_name][1]:.2f} dB "
                       f"({time.perf_counter() - t:.0f} s)", flush=True)

@@ -88,9 +88,10 @@ def fit_runs(
     family groups. ``callbacks[r]`` observe run ``r``; the fit ends when every run has
     asked to stop, and a run that stopped earlier keeps the output of its stopping step.
 
-    Runs that are not grouped run at once on a multi-core CPU, one torch thread per run, when
-    more than one thread is available (:mod:`dipscope.fit.parallel`); ``parallel=False`` fits
-    them one after the other. A callback object listed for several runs then sees their calls
+    Runs that are not grouped run at once on a multi-core CPU when more than one thread is
+    available — every run, up to two per thread, each with its share of the threads (at least
+    one; :func:`dipscope.fit.parallel.parallel_workers`); ``parallel=False`` fits them one after
+    the other. A callback object listed for several runs then sees their calls
     interleaved, from several threads. A stop signal, or a :class:`KeyboardInterrupt` raised by
     any run's callback, ends every run (runs fitted in turn: the current one, and no later run
     starts).
