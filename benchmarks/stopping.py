@@ -143,12 +143,13 @@ def record_runs(kind: str, name: str, sigma: float, seeds: list[int], args: argp
     """Fit the runs of one (image, σ) not yet recorded — one noisy image (noise seed 1000), one
     network seed per run — and write each run's recording. On CUDA the seeds are fitted together
     as one grouped network (:func:`dipscope.fit.fit_runs`; exact), which removes launch overhead."""
-    for s in seeds:
-        rec = runs / f"{run_name(kind, name, sigma, s)}.json"
-        if rec.is_file() and not args.force and json.loads(rec.read_text()).get("preset", "ulyanov2018") != args.preset:
+    kept = {s: runs / f"{run_name(kind, name, sigma, s)}.json" for s in seeds}
+    kept = {s: rec for s, rec in kept.items() if rec.is_file() and not args.force}
+    for rec in kept.values():
+        if json.loads(rec.read_text()).get("preset", "ulyanov2018") != args.preset:
             raise SystemExit(f"error: {rec} was recorded with another preset than {args.preset!r}; "
                              "use another --out folder")
-    todo = [s for s in seeds if args.force or not (runs / f"{run_name(kind, name, sigma, s)}.json").is_file()]
+    todo = [s for s in seeds if s not in kept]
     if not todo:
         return
     clean, how = load_clean(kind, name, args.data_dir, args.crop)

@@ -4,9 +4,10 @@ A DIP network of a few hundred thousand parameters on a 128×128 image does not 
 cores busy: its convolutions are too small to split well across threads (on a 2-core AMD EPYC a
 64-channel step took 80 ms with 2 threads and ~95 ms with one, ``benchmarks/RESULTS.md``). Two
 such runs, each on its own core, therefore finish much sooner than the same two runs one after the
-other with both cores each; three one-thread runs share two cores without loss. PyTorch releases the GIL inside its kernels, so plain threads do this
-within one process: the runs keep their callbacks, their interrupt handling and their results in
-the caller's process, exactly as runs fitted in turn.
+other with both cores each; three one-thread runs share two cores without loss. PyTorch releases
+the GIL inside its kernels, so plain threads do this within one process: the runs keep their
+callbacks, their interrupt handling and their results in the caller's process, exactly as runs
+fitted in turn.
 
 Each run draws from its own generators (weights and input are made before the threads start, in
 the caller's thread), so its numbers do not depend on the other runs; with the same intra-op

@@ -13,7 +13,6 @@ import torch
 from ..errors import DipscopeError
 
 
-
 #: Fit settings added after runs were first recorded, with the value that reproduces what every
 #: run recorded before them did. A finished run whose ``run.json`` lacks one of these is the same
 #: run as a task that asks for this value (``dipscope.runs.sweep`` resumes it instead of refitting).
