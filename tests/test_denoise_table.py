@@ -190,6 +190,13 @@ def test_table_smoke_resumes_and_compares_with_published(tmp_path: Path, texture
         assert s["best_psnr"] > s["noisy_psnr"]
     assert (out / "curves.png").is_file() and (out / "means.png").is_file()
     assert (out / "inputs" / "house-noisy.png").is_file()
+    # how each cell was made: its runs' precision, resets per run (in run order) and best steps
+    house_resets = " / ".join(str(len(s["recoveries"])) for s in sorted(summaries, key=lambda s: s["run"]))
+    best_steps = " / ".join(str(s["best_step"]) for s in sorted(summaries, key=lambda s: s["run"]))
+    line = next(row for row in text.splitlines() if row.startswith("| house | dip | 2 |"))
+    assert f"| {summaries[0]['precision']} | {house_resets} | {best_steps} |" in line
+    assert csv["house", "dip"]["precision"] == summaries[0]["precision"]
+    assert int(csv["house", "dip"]["divergence_resets"]) == sum(len(s["recoveries"]) for s in summaries)
     capsys.readouterr()
     dt.run(cfg, out)  # resume: everything is done already
     assert capsys.readouterr().out.count("skipped") == 4

@@ -277,7 +277,9 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
                              "best_steps": " ".join(str(s["best_step"]) for s in runs),
                              "final_psnr_mean": cell([s["final_psnr"] for s in runs])[0] if runs else None,
                              "noisy_psnr": runs[0]["noisy_psnr"] if runs else None,
-                             "seconds_per_run": float(np.mean([s["seconds"] for s in runs])) if runs else None})
+                             "seconds_per_run": float(np.mean([s["seconds"] for s in runs])) if runs else None,
+                             "precision": " ".join(sorted({str(s.get("precision")) for s in runs})) if runs else None,
+                             "divergence_resets": sum(len(s.get("recoveries", [])) for s in runs) if runs else None})
         for m in methods:
             b = baselines.get(image, {})
             line.append(f"{b[m]:.2f}" + (f" (s = {b['lowpass_width']:.2f})" if m == "lowpass" else "") if m in b else "–")
@@ -300,7 +302,8 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
     settings = _settings_text(cfg, tasks)
     text = ("# Denoising table: best-snapshot PSNR (dB) by architecture\n\n" + settings + "\n"
             + markdown_table(header, table_rows)
-            + f"\n{len(rows)} of {len(tasks)} runs finished.\n" + _resets_text(rows))
+            + f"\n{len(rows)} of {len(tasks)} runs finished.\n" + _resets_text(rows)
+            + _provenance_text(cfg, images, by_cell))
     (out / "table.md").write_text(text)
     _figures(cfg, out, rows, col_ours, col_pub, images)
     return text
@@ -316,6 +319,37 @@ def _resets_text(rows: Sequence[dict[str, Any]]) -> str:
     return (f"Divergence resets (weights restored after a loss jump): {len(reset)} of {len(recorded)} runs, "
             f"{sum(len(r) for r in reset)} in all" + (f"; {older} older runs did not record them" if older else "")
             + ".\n")
+
+
+def _provenance_text(cfg: TableConfig, images: Sequence[str],
+                     by_cell: Mapping[tuple[str, str], Sequence[dict[str, Any]]]) -> str:
+    """Per cell: how many runs made it, in which precision, how many divergence resets each run
+    had, the best steps, the minutes per run and the CPU or GPU that ran them."""
+    header = ["image", "model", "runs", "precision", "resets per run", "best steps", "min per run", "device"]
+    body = []
+    for image in images:
+        for m in cfg.models:
+            runs = sorted(by_cell.get((image, m), []), key=lambda s: s["run"])
+            if not runs:
+                continue
+            resets = [str(len(s["recoveries"])) if "recoveries" in s else "?" for s in runs]
+            devices = sorted({_device_name(s.get("device")) for s in runs})
+            body.append([image, m, str(len(runs)), ", ".join(sorted({str(s.get("precision", "?")) for s in runs})),
+                         " / ".join(resets), " / ".join(str(s["best_step"]) for s in runs),
+                         " / ".join(f"{s['seconds'] / 60:.0f}" for s in runs), "; ".join(devices)])
+    if not body:
+        return ""
+    return "\n## How each cell was made\n\n" + markdown_table(header, body)
+
+
+def _device_name(device: Any) -> str:
+    """A run's device as recorded (``{"type", "name", "torch_threads", ...}``), in words."""
+    if not isinstance(device, Mapping):
+        return str(device) if device else "?"
+    threads = device.get("torch_threads")
+    return (f"{device.get('name') or device.get('type', '?')}"
+            + (" (native bf16)" if device.get("native_bf16") else "")
+            + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""))
 
 
 def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
