@@ -129,3 +129,41 @@ def test_memory_estimate_without_allocating() -> None:
     assert huge > 50 * 2**30  # tens of GB: refused on this machine
     small = estimate_memory(STANDARD, (3, 64, 64))
     assert 16 * 2_217_831 < small < 2 * 2**30
+
+
+# --- the fast path's layers: same numbers, cheaper layout and dtype -----------------------------
+
+def test_reflection_pad_keeps_bf16_under_autocast_with_the_same_values() -> None:
+    from dipscope.models.skip import ReflectionPad
+
+    x = torch.randn(1, 5, 6, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = ReflectionPad(1)(x)
+        theirs = torch.nn.ReflectionPad2d(1)(x)  # CPU autocast pads in fp32
+    assert ours.dtype == torch.bfloat16 and theirs.dtype == torch.float32
+    assert torch.equal(ours.float(), theirs)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    y = torch.randn(2, 3, 5, 4)
+    assert torch.equal(ReflectionPad(2)(y), torch.nn.ReflectionPad2d(2)(y))  # outside autocast: the same module
+
+
+def test_upsampling_gradient_is_the_same_and_reaches_the_kernel_channels_last() -> None:
+    """The upsampled map is concatenated with a skip branch, so its gradient comes back as a channel
+    slice; the fast layer hands the kernel a channels-last copy — and the same gradient."""
+    from dipscope.models.skip import FixedUpsample
+
+    seen = []
+    grads = []
+    for layer in (FixedUpsample(scale_factor=2, mode="bilinear", align_corners=False),
+                  torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)):
+        torch.manual_seed(0)
+        x = torch.randn(1, 6, 8, 10).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        skip = torch.randn(1, 2, 16, 20).contiguous(memory_format=torch.channels_last)
+        y = layer(x)
+        y.register_hook(lambda g: seen.append(g.is_contiguous(memory_format=torch.channels_last)) or None)
+        out = torch.cat([skip, y], dim=1)
+        (out * torch.randn_like(out)).sum().backward()
+        grads.append(x.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
+    # hooks run in registration order: ours (channels-last) was registered before the test's hook
+    assert seen == [True, False]

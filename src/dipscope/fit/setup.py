@@ -81,7 +81,7 @@ def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean
 def check_memory(spec: ModelSpec, out_shape: tuple[int, int, int], runs: int, pixel_batch: int | None,
                  device: torch.device) -> None:
     """Refuse a fit whose estimated memory exceeds what ``device`` has free."""
-    need = runs * estimate_memory(spec, out_shape, pixel_batch)
+    need = runs * estimate_memory(spec, tuple(out_shape), pixel_batch)
     free = available_memory(device)
     if free is not None and need > free:
         raise DipscopeError(
