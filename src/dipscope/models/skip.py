@@ -160,7 +160,9 @@ class ReflectionPad(nn.ReflectionPad2d):
     CPU autocast runs reflection padding in fp32, so on the bf16 path every padded convolution
     cast its bf16 input to fp32, padded it and cast it back for the convolution — two copies of
     the map each way (forward and backward) for nothing: padding only moves values, so padding
-    in bf16 gives the same bf16 numbers. Measured on a 2-core Xeon with AMX: 14 of the 16
+    in bf16 gives the same forward numbers (the backward sums a border pixel's two gradient
+    contributions in the bf16 kernel instead of in fp32: a rounding difference). Measured on a
+    2-core Xeon with AMX: 14 of the 16
     padded convolutions of the 48-channel network were preceded by such a cast.
     """
 
