@@ -162,8 +162,8 @@ class ReflectionPad(nn.ReflectionPad2d):
     the map each way (forward and backward) for nothing: padding only moves values, so padding
     in bf16 gives the same forward numbers (the backward sums a border pixel's two gradient
     contributions in the bf16 kernel instead of in fp32: a rounding difference). Measured on a
-    2-core Xeon with AMX: 14 of the 16
-    padded convolutions of the 48-channel network were preceded by such a cast.
+    2-core Xeon with AMX: 14 of the 16 padded convolutions of the 48-channel network were
+    preceded by such a cast.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
