@@ -36,7 +36,6 @@ was measured.
 from __future__ import annotations
 
 import json
-import platform
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -53,7 +52,7 @@ from .metrics import psnr
 from .physics import GaussianNoise
 from .presets import default_runs, preset
 from .restore import DenoiseRequest, denoise
-from .runtime import cpu_has_native_bf16
+from .runtime import cpu_has_native_bf16, cpu_model
 from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
 from .tasks import DEFAULT_PRESETS
 
@@ -117,15 +116,9 @@ def skimage_photo(name: str, side: int) -> torch.Tensor:
 
 def machine() -> str:
     """The processor, whether it has native bf16, torch and its thread count."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu} ({bf16}){gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()} ({bf16}){gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def timed_restore(request: DenoiseRequest) -> tuple[Any, float]:
