@@ -34,7 +34,7 @@ from dipscope.metrics import psnr
 from dipscope.physics import GaussianNoise
 from dipscope.presets import PRESETS, preset
 from dipscope.stopping import EarlyStopping
-from dipscope.time_to_result import machine
+from dipscope.runtime import machine
 
 # name: (loader, relative position of the crop) — chosen on texture: hair, beans, fur, …
 IMAGES = {"astronaut": (data.astronaut, (0.12, 0.35)), "coffee": (data.coffee, (0.30, 0.35)),

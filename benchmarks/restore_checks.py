@@ -41,7 +41,7 @@ from dipscope.physics import Mask, parse_blur
 from dipscope.plots import image_row
 from dipscope.restore import RestoreRequest, restore
 from dipscope.runs.rundir import read_record
-from dipscope.time_to_result import machine
+from dipscope.runtime import machine
 
 # name: (loader, relative position of the crop's top-left corner)
 IMAGES = {"astronaut": (data.astronaut, (0.10, 0.35)), "coffee": (data.coffee, (0.25, 0.30)),

@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from contextlib import nullcontext
+from collections.abc import Mapping
 from typing import Any, ContextManager
 
 import torch
@@ -101,6 +102,27 @@ def describe_device(device: torch.device) -> dict[str, Any]:
         info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         info["native_bf16"] = cpu_has_native_bf16()
     return info
+
+
+def device_in_words(device: Mapping[str, Any] | str | None) -> str:
+    """A device as :func:`describe_device` records it, in words: its name, whether the CPU has
+    native bf16 (where that was recorded) and the torch thread count, e.g.
+    ``"Intel(R) Xeon(R) Processor (native bf16), 1 thread"``."""
+    if not isinstance(device, Mapping):
+        return str(device) if device else "?"
+    bf16 = {True: " (native bf16)", False: " (no native bf16)"}.get(device.get("native_bf16"), "")
+    threads = device.get("torch_threads")
+    plural = "s" if threads != 1 else ""
+    return f"{device.get('name') or device.get('type', '?')}{bf16}" + (f", {threads} thread{plural}" if threads else "")
+
+
+def machine() -> str:
+    """This machine in words, for a report: the CPU (native bf16 or not), the GPU if there is
+    one, torch's version and thread count."""
+    cpu = describe_device(torch.device("cpu"))
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{device_in_words({**cpu, 'torch_threads': None})}{gpu}, torch {torch.__version__}, " \
+           f"{torch.get_num_threads()} threads"
 
 
 def versions() -> dict[str, str]:

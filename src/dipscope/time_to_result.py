@@ -52,7 +52,7 @@ from .metrics import psnr
 from .physics import GaussianNoise
 from .presets import default_runs, preset
 from .restore import DenoiseRequest, denoise
-from .runtime import cpu_has_native_bf16, cpu_model
+from .runtime import machine
 from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
 from .tasks import DEFAULT_PRESETS
 
@@ -112,13 +112,6 @@ def skimage_photo(name: str, side: int) -> torch.Tensor:
     s = min(side, h, w)
     top, left = (h - s) // 2, (w - s) // 2
     return image[:, top:top + s, left:left + s].contiguous()
-
-
-def machine() -> str:
-    """The processor, whether it has native bf16, torch and its thread count."""
-    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu_model()} ({bf16}){gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def timed_restore(request: DenoiseRequest) -> tuple[Any, float]:

@@ -40,6 +40,7 @@ from ..plots import bars, curves
 from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
 from ..runs.rundir import write_csv
+from ..runtime import device_in_words
 from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
@@ -278,7 +279,7 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
                              "final_psnr_mean": cell([s["final_psnr"] for s in runs])[0] if runs else None,
                              "noisy_psnr": runs[0]["noisy_psnr"] if runs else None,
                              "seconds_per_run": float(np.mean([s["seconds"] for s in runs])) if runs else None,
-                             "precision": " ".join(sorted({str(s.get("precision")) for s in runs})) if runs else None,
+                             "precision": _precisions(runs) if runs else None,
                              "divergence_resets": sum(len(s.get("recoveries", [])) for s in runs) if runs else None})
         for m in methods:
             b = baselines.get(image, {})
@@ -333,8 +334,8 @@ def _provenance_text(cfg: TableConfig, images: Sequence[str],
             if not runs:
                 continue
             resets = [str(len(s["recoveries"])) if "recoveries" in s else "?" for s in runs]
-            devices = sorted({_device_name(s.get("device")) for s in runs})
-            body.append([image, m, str(len(runs)), ", ".join(sorted({str(s.get("precision", "?")) for s in runs})),
+            devices = sorted({device_in_words(s.get("device")) for s in runs})
+            body.append([image, m, str(len(runs)), _precisions(runs),
                          " / ".join(resets), " / ".join(str(s["best_step"]) for s in runs),
                          " / ".join(f"{s['seconds'] / 60:.0f}" for s in runs), "; ".join(devices)])
     if not body:
@@ -342,14 +343,9 @@ def _provenance_text(cfg: TableConfig, images: Sequence[str],
     return "\n## How each cell was made\n\n" + markdown_table(header, body)
 
 
-def _device_name(device: Any) -> str:
-    """A run's device as recorded (``{"type", "name", "torch_threads", ...}``), in words."""
-    if not isinstance(device, Mapping):
-        return str(device) if device else "?"
-    threads = device.get("torch_threads")
-    return (f"{device.get('name') or device.get('type', '?')}"
-            + (" (native bf16)" if device.get("native_bf16") else "")
-            + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""))
+def _precisions(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The precisions that made a cell's runs, e.g. ``"fp32"`` or ``"bf16, fp32"`` (a mixed cell)."""
+    return ", ".join(sorted({str(s.get("precision", "?")) for s in runs}))
 
 
 def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
