@@ -16,6 +16,8 @@ runs' stopped images) is a quality measurement with each run's fit time; it can 
 background too:
 
     OMP_NUM_THREADS=1 python benchmarks/time_to_result.py --out DIR --crop 128 --sigmas 25 --parts ensemble
+
+``--parts none`` measures nothing and reports the parts kept in ``--out``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from pathlib import Path
 
 from dipscope.time_to_result import PARTS, SKIMAGE_PHOTOS, TimeToResult, run
 
+def parts_of(text: str) -> tuple[str, ...]:
+    """``--parts``: a comma-separated list, or ``none`` (measure nothing, report what is kept)."""
+    return () if text.strip() == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigmas", default="15,25,50")
@@ -34,7 +41,7 @@ if __name__ == "__main__":
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--measure-steps", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="keep (and reuse) every measured part here")
-    parser.add_argument("--parts", default=",".join(PARTS), help="which parts to measure now")
+    parser.add_argument("--parts", default=",".join(PARTS), help="which parts to measure now; none: only report the parts kept in --out")
     parser.add_argument("--data-dir", default=None, help="also the cbm3d9 images ×4 from this folder")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true")
@@ -44,7 +51,7 @@ if __name__ == "__main__":
     cfg = TimeToResult.quick() if args.quick else TimeToResult(
         images=tuple(args.images.split(",")), sigmas=tuple(float(v) for v in args.sigmas.split(",")),
         crop=args.crop, measure_steps=args.measure_steps)
-    cfg = replace(cfg, device=args.device, out=args.out, parts=tuple(args.parts.split(",")))
+    cfg = replace(cfg, device=args.device, out=args.out, parts=parts_of(args.parts))
     rows, text = run(cfg, data_dir=args.data_dir)
     if args.md:
         args.md.write_text(text)

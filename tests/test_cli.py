@@ -172,6 +172,7 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     assert row["reference_seconds"] > 0 and row["ours_seconds"] > 0 and row["ours_step"] <= 10
     assert row["time_ratio"] == pytest.approx(row["reference_seconds"] / row["ours_seconds"])
     assert "50 timed steps" in text and "Measured on:" in text and row["reference_timed_by"] == "timing"
+    assert f"- **σ = 25** (1 image; timed on {row['ours_machine']}): mean time ratio {row['time_ratio']:.2f}×" in text
     rows, _ = run(replace(cfg, seed=1, parts=("timing",)))  # other settings: the kept original is not reused
     assert rows == [] and kept.read_text() == before
     rows, text = run(replace(cfg, parts=("ensemble",), ensemble_runs=3))  # R = 3 runs of ours, scored at 1, 2, 3
@@ -181,3 +182,6 @@ def test_time_to_result_measures_both_protocols(tmp_path: Path) -> None:
     assert row["ours_runs"] == 3 and ens["psnr"][3] == pytest.approx(row["ours_psnr"], abs=1e-6)
     assert ens["gain"][2] == pytest.approx(ens["psnr"][2] - ens["psnr"][1]) and ens["time_cost"][2] > 1.0
     assert "## Ensembles" in text and "Mean gain over one run: 2 runs" in text
+    assert run(replace(cfg, parts=()))[1] == text  # no part to measure: the kept ones reported as they are
+    with pytest.raises(Exception, match="--parts none"):
+        run(replace(cfg, parts=(), out=None))

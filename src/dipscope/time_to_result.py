@@ -92,8 +92,10 @@ class TimeToResult:
         if not self.sigmas or min(self.sigmas) <= 0:
             raise DipscopeError("give noise levels σ > 0")
         unknown = set(self.parts) - set(PARTS)
-        if unknown or not self.parts:
-            raise DipscopeError(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+        if unknown:
+            raise DipscopeError(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)} (or none)")
+        if not self.parts and self.out is None:
+            raise DipscopeError("with no part to measure (--parts none) give --out, the folder of kept parts to report")
         if self.crop < 16:
             raise DipscopeError("--crop must be at least 16 pixels")
         if self.ensemble_runs < 2:
@@ -254,7 +256,7 @@ def row_of(name: str, sigma: float, parts: dict[str, Any], cfg: TimeToResult) ->
                            "reference_best_psnr": o["best_psnr"], "noisy_psnr": o["noisy_psnr"],
                            # the best EMA over the run (observed every 10 steps); parts kept before it was recorded lack it
                            "reference_best_ema_psnr": o.get("best_ema_psnr"),
-                           **{k: v for k, v in u.items() if k.startswith("ours_")}}
+                           **{k: v for k, v in u.items() if k.startswith("ours_")}, "ours_machine": u["machine"]}
     row["time_ratio"] = row["reference_seconds"] / row["ours_seconds"]
     row["psnr_vs_reference_ema"] = row["ours_psnr"] - row["reference_ema_psnr"]
     row["psnr_vs_oracle"] = row["ours_psnr"] - row["reference_best_psnr"]
@@ -317,7 +319,6 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
              fmt(r["reference_seconds"], ".1f"), fmt(r["reference_ema_psnr"]), fmt(r["reference_best_psnr"]),
              fmt(r.get("reference_best_ema_psnr")), fmt(r["time_ratio"], ".2f") + "×", fmt(r["psnr_vs_reference_ema"], "+.2f"),
              fmt(r["psnr_vs_oracle"], "+.2f")] for r in rows]
-    means = [np.mean([r[k] for r in rows]) for k in ("time_ratio", "psnr_vs_reference_ema", "psnr_vs_oracle")]
     threads = sorted({r["ours_threads"] for r in rows} | {r["reference_threads"] for r in rows})
     note = (f"\n\\* the original protocol's time: {cfg.measure_steps} timed steps (reference mode) × "
             f"{cfg.reference_steps} / {cfg.measure_steps}.\n" if extrapolated else "")
@@ -328,9 +329,26 @@ def report(rows: Sequence[dict[str, Any]], cfg: TimeToResult) -> str:
     machines = sorted({m for r in rows for m in r["machines"]})
     return (f"# Time to the denoised image\n\nMeasured on: {'; '.join(machines)}; timed parts with {threads} torch "
             f"threads; {cfg.crop}×{cfg.crop} crops.\n\n" + markdown_table(header, body)
-            + f"\nMean time ratio {means[0]:.2f}×, mean Δ vs the original's EMA {means[1]:+.2f} dB, "
-              f"mean Δ vs its oracle best {means[2]:+.2f} dB, worst Δ vs oracle "
-              f"{min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n" + note + tail)
+            + "\n" + "".join(summary_line(group) for group in _by_sigma(rows)) + note + tail)
+
+
+def _by_sigma(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows grouped by σ (one group when all share one σ), all of them last when there are several."""
+    sigmas = sorted({r["sigma"] for r in rows})
+    groups = [[r for r in rows if r["sigma"] == s] for s in sigmas]
+    return groups + [list(rows)] if len(groups) > 1 else groups
+
+
+def summary_line(rows: Sequence[dict[str, Any]]) -> str:
+    """Means over ``rows`` (one σ, or all): time ratio (and its smallest), Δ vs the original's EMA
+    and vs its oracle best (and the worst), and the machine(s) the timed parts ran on."""
+    sigmas = sorted({r["sigma"] for r in rows})
+    which, count = (f"σ = {sigmas[0]:g}", "image") if len(sigmas) == 1 else ("all σ", "image and σ")
+    ratio, ema, oracle = (np.mean([r[k] for r in rows]) for k in ("time_ratio", "psnr_vs_reference_ema", "psnr_vs_oracle"))
+    timed_on = sorted({r.get("ours_machine", "?") for r in rows})
+    return (f"- **{which}** ({len(rows)} {count}{' pairs' if len(sigmas) > 1 else ('s' if len(rows) != 1 else '')}; timed on {'; '.join(timed_on)}): mean time ratio {ratio:.2f}× "
+            f"(smallest {min(r['time_ratio'] for r in rows):.2f}×), mean Δ vs the original's EMA {ema:+.2f} dB, "
+            f"mean Δ vs its oracle best {oracle:+.2f} dB, worst Δ vs oracle {min(r['psnr_vs_oracle'] for r in rows):+.2f} dB.\n")
 
 
 def ensemble_report(rows: Sequence[dict[str, Any]]) -> str:

@@ -69,7 +69,7 @@ def bench(
     parts: str = typer.Option("original,timing,ours,ensemble", help="--time-to-result: which parts to measure now: original "
                               "(the full reference run, untimed), timing (--measure-steps reference steps, timed), "
                               "ours (dipscope denoise, timed), ensemble (dipscope denoise --runs 4, scored at 1, 2 and 4 "
-                              "runs); parts kept in --out are always reported."),
+                              "runs), or none (only report); parts kept in --out are always reported."),
 ) -> None:
     """Time the DIP step (reference vs fast mode, GFLOP/s, peak memory, runs fitted together), or
     with --time-to-result the whole way to denoised.png."""
@@ -85,7 +85,7 @@ def bench(
         except ValueError:
             raise DipscopeError(f"bad --sigmas {sigmas!r}; write e.g. 15,25,50") from None
         cfg = TimeToResult.quick() if quick else TimeToResult(sigmas=levels, measure_steps=measure_steps, crop=crop)
-        cfg = replace(cfg, device=device, out=out, parts=tuple(comma_list(parts, "--parts")))
+        cfg = replace(cfg, device=device, out=out, parts=() if parts.strip() == "none" else tuple(comma_list(parts, "--parts")))
         cfg.validate()
         _, text = run_ttr(cfg, data_dir=data_dir)
         if results is not None:
