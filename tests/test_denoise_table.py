@@ -317,3 +317,24 @@ def test_table_reports_the_lowpass_baseline(tmp_path: Path, textured_rgb: torch.
     assert {r["model"] for r in rows} >= {"dip", "lowpass"}
     text = dt.run(replace(cfg, baselines=False), tmp_path / "out", report_only=True)
     assert "low-pass" not in text
+
+
+def test_runs_of_an_accepted_precision_count_as_done_and_each_cell_says_which(tmp_path: Path,
+                                                                              textured_rgb: torch.Tensor,
+                                                                              capsys) -> None:
+    images = _images(tmp_path, textured_rgb)[:1]
+    common = dict(images=images, models=["dip"], factor=1, profile="smoke", device="cpu", baselines=False)
+    out = tmp_path / "table"
+    dt.run(dt.TableConfig(runs=1, precision="fp32", **common), out)
+    bf16 = dt.TableConfig(runs=2, precision="bf16", **common)
+    with pytest.raises(DipscopeError, match="other settings"):  # not accepted: a finished fp32 run is not redone
+        dt.run(bf16, out)
+    capsys.readouterr()
+    text = dt.run(replace(bf16, accept_precisions=("fp32",)), out)
+    assert capsys.readouterr().out.count("skipped") == 1  # run 0 (fp32) kept, run 1 made in bf16
+    made = {p.parent.name: json.loads(p.read_text())["summary"]["precision"] for p in out.glob("dip/house/run-*/run.json")}
+    assert made == {"run-0": "fp32", "run-1": "bf16"}
+    assert next(row for row in text.splitlines() if row.startswith("| house | dip | 2 |")).split(" | ")[3] == "bf16, fp32"
+    assert _csv(out / "table.csv")[0]["precision"] == "bf16, fp32"
+    with pytest.raises(DipscopeError, match="--accept-precision"):
+        dt.TableConfig(accept_precisions=("half",)).validate()

@@ -154,6 +154,9 @@ def experiment_denoise_table(
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
     precision: Precision = typer.Option(Precision("auto"), help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64."),
+    accept_precision: str = typer.Option("", help="Comma-separated precisions whose finished runs count as done "
+                                         "(the table says per cell which made it); only where their parity with "
+                                         "--precision is measured (benchmarks/table_parity.py)."),
     force: bool = opt_force("runs"),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -163,7 +166,8 @@ def experiment_denoise_table(
     cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=runs,
                       factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
                       profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
-                      data_dir=data_dir, device=device, precision=precision.value, baselines=baselines)
+                      data_dir=data_dir, device=device, precision=precision.value, baselines=baselines,
+                      accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else ())
     print(run(cfg, out, force=force, report_only=report_only, executor=executor))
 
 

@@ -32,7 +32,7 @@ import torch
 
 from ..callbacks import PSNRTracker
 from ..errors import DipscopeError
-from ..fit import fit
+from ..fit import FitConfig, fit
 from ..images import write_image
 from ..metrics import psnr
 from ..physics import RESIZES, denoising_pair
@@ -80,6 +80,9 @@ class TableConfig:
     data_dir: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    #: finished runs made in these precisions count as done (each cell says which made it):
+    #: only where their parity with ``precision`` was measured (``benchmarks/table_parity.py``)
+    accept_precisions: Sequence[str] = ()
     baselines: bool = True  # add the best Gaussian low-pass (oracle width) and, if installed, CBM3D
 
     def validate(self) -> None:
@@ -97,6 +100,9 @@ class TableConfig:
             raise DipscopeError("--factor must be ≥ 1")
         for model in self.models:
             model_choice(model, self.profile)  # an unknown model or profile fails here, before any work
+        for name in self.accept_precisions:
+            if name not in ("fp32", "bf16", "fp64"):
+                raise DipscopeError(f"unknown precision {name!r} in --accept-precision; choose fp32, bf16 or fp64")
         for model, steps in self.steps.items():
             if model not in self.models:
                 raise DipscopeError(f"--steps names {model!r}, which is not among the models {', '.join(self.models)}")
@@ -126,10 +132,14 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
                 "steps": result.steps_done, "seconds": result.seconds, "n_parameters": result.n_parameters,
                 "precision": result.precision, "device": result.device, "recoveries": result.recoveries}
 
-    return Task(f"{model}/{name}/run-{run}", work,
-                {"image": name, "shape": list(clean.shape), "run": run, **describe(spec, config),
-                 "factor": cfg.factor, "sigma": cfg.sigma, "resize": cfg.resize, "quantize": cfg.quantize,
-                 "noise_seed": cfg.noise_seed, "crop": cfg.crop})
+    def settings(config: FitConfig) -> dict[str, Any]:
+        return {"image": name, "shape": list(clean.shape), "run": run, **describe(spec, config),
+                "factor": cfg.factor, "sigma": cfg.sigma, "resize": cfg.resize, "quantize": cfg.quantize,
+                "noise_seed": cfg.noise_seed, "crop": cfg.crop}
+
+    others = [p for p in cfg.accept_precisions if p != cfg.precision]
+    return Task(f"{model}/{name}/run-{run}", work, settings(config),
+                also_accept=tuple(settings(replace(config, precision=p)) for p in others))
 
 
 def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -34,7 +34,9 @@ def _finished(record: dict[str, Any] | None) -> bool:
 
 
 def _same_settings(record: dict[str, Any], task: Task) -> bool:
-    return _matches(record.get("config"), json.loads(json.dumps(task.config, default=_jsonable)))
+    """The record was made with the task's settings, or with settings it also accepts."""
+    return any(_matches(record.get("config"), json.loads(json.dumps(config, default=_jsonable)))
+               for config in (task.config, *task.also_accept))
 
 
 def _matches(recorded: Any, wanted: Any) -> bool:
