@@ -27,12 +27,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dipscope.time_to_result import PARTS, SKIMAGE_PHOTOS, TimeToResult, run
-
-def parts_of(text: str) -> tuple[str, ...]:
-    """``--parts``: a comma-separated list, or ``none`` (measure nothing, report what is kept)."""
-    return () if text.strip() == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
-
+from dipscope.time_to_result import PARTS, SKIMAGE_PHOTOS, TimeToResult, parse_parts, run
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,7 +46,7 @@ if __name__ == "__main__":
     cfg = TimeToResult.quick() if args.quick else TimeToResult(
         images=tuple(args.images.split(",")), sigmas=tuple(float(v) for v in args.sigmas.split(",")),
         crop=args.crop, measure_steps=args.measure_steps)
-    cfg = replace(cfg, device=args.device, out=args.out, parts=parts_of(args.parts))
+    cfg = replace(cfg, device=args.device, out=args.out, parts=parse_parts(args.parts))
     rows, text = run(cfg, data_dir=args.data_dir)
     if args.md:
         args.md.write_text(text)

@@ -102,6 +102,12 @@ class TimeToResult:
             raise DipscopeError("an ensemble needs at least 2 runs")
 
 
+def parse_parts(text: str) -> tuple[str, ...]:
+    """``--parts``: a comma-separated list of :data:`PARTS`, or ``none`` (measure nothing, report
+    the parts kept in ``--out``)."""
+    return () if text.strip() == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 def skimage_photo(name: str, side: int) -> torch.Tensor:
     """A ``side × side`` centre crop of a scikit-image bundled image, (C, H, W) in [0, 1]."""
     from skimage import data

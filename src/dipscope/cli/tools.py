@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import DipscopeError
-from .base import Command, app, comma_list, data_app, gp_app
+from .base import Command, app, data_app, gp_app
 
 
 @data_app.command("fetch", cls=Command)
@@ -78,14 +78,14 @@ def bench(
     if time_to_result:
         from dataclasses import replace
 
-        from ..time_to_result import TimeToResult, run as run_ttr
+        from ..time_to_result import TimeToResult, parse_parts, run as run_ttr
 
         try:
             levels = tuple(float(v) for v in sigmas.split(",") if v.strip())
         except ValueError:
             raise DipscopeError(f"bad --sigmas {sigmas!r}; write e.g. 15,25,50") from None
         cfg = TimeToResult.quick() if quick else TimeToResult(sigmas=levels, measure_steps=measure_steps, crop=crop)
-        cfg = replace(cfg, device=device, out=out, parts=() if parts.strip() == "none" else tuple(comma_list(parts, "--parts")))
+        cfg = replace(cfg, device=device, out=out, parts=parse_parts(parts))
         cfg.validate()
         _, text = run_ttr(cfg, data_dir=data_dir)
         if results is not None:

@@ -40,7 +40,7 @@ from ..plots import bars, curves
 from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
 from ..runs.rundir import write_csv
-from ..runtime import device_in_words
+from ..runtime import PRECISIONS, device_in_words
 from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
@@ -101,7 +101,7 @@ class TableConfig:
         for model in self.models:
             model_choice(model, self.profile)  # an unknown model or profile fails here, before any work
         for name in self.accept_precisions:
-            if name not in ("fp32", "bf16", "fp64"):
+            if name not in PRECISIONS or name == "auto":
                 raise DipscopeError(f"unknown precision {name!r} in --accept-precision; choose fp32, bf16 or fp64")
         for model, steps in self.steps.items():
             if model not in self.models:
