@@ -129,7 +129,7 @@ def test_demo_runs_and_writes_its_comparison(tmp_path: Path, cli) -> None:
     code, out, err = cli(["demo", "--out", str(tmp_path / "demo"), "--steps", "2"])
     assert code == 0, err
     assert (tmp_path / "demo" / "comparison.png").is_file() and "PSNR" in out
-    assert not list(tmp_path.glob(".demo-clean.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # nothing written beside --out
 
 
 def test_an_ensemble_returns_the_mean_of_its_runs(tmp_path: Path, image_file: Path, cli) -> None:

@@ -21,6 +21,10 @@ from dipscope.images import write_image
 from dipscope.physics import denoising_pair, downsample, quantize8
 from dipscope.runtime import STREAMS, derive_seed
 
+def tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 DATA = Path(os.environ.get("DIPSCOPE_DATA", SHARED))
 needs_data = pytest.mark.skipif(not (DATA / "house.png").is_file(),
@@ -226,9 +230,12 @@ def test_a_run_recorded_before_a_setting_existed_is_still_finished(tmp_path: Pat
     del record["config"]["fit"]["cuda_graph"]  # as runs.json were written before --cuda-graph existed
     record_file.write_text(json.dumps(record))
     assert "1 of 1 runs finished" in dt.run(cfg, out, report_only=True)
-    record["config"]["fit"]["lr"] = 0.5  # another setting differs: not the same run
-    record_file.write_text(json.dumps(record))
-    assert "0 of 1 runs finished" in dt.run(cfg, out, report_only=True)
+    record["config"]["fit"]["lr"] = 0.5  # another setting differs: not the same run, and a report
+    record_file.write_text(json.dumps(record))  # of these settings would replace the table of that one
+    before = tree(out)
+    with pytest.raises(DipscopeError, match="no finished run .* these settings"):
+        dt.run(cfg, out, report_only=True)
+    assert tree(out) == before
 
 
 def test_table_config_errors() -> None:

@@ -405,3 +405,172 @@ def test_a_delayed_rule_that_fired_returns_the_ema_when_cut_short(textured_rgb: 
     spec = SkipSpec(channels_down=(8,) * 3, channels_up=(8,) * 3, channels_skip=(2,) * 3)
     fit(spec, textured_rgb, FitConfig(steps=30, device="cpu", precision="fp32"), callbacks=[stopper])
     assert stopper.choice.step == 30 and stopper.choice.source == "ema" and "signal came at step 10" in stopper.choice.reason
+
+
+# --- every command: usage errors, output folders, signals while renaming -----------------------
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["denoise", "IMAGE", "--precision", "fp8"], "fp8"),
+    (["denoise"], "IMAGE"),
+    (["denoise", "IMAGE", "--steps", "abc"], "--steps"),
+    (["experiment", "denoise-table", "IMAGE", "--precision", "fp8"], "fp8"),
+    (["bench", "--sigmas"], "--sigmas"),
+])
+def test_parser_errors_are_one_error_line(tmp_path: Path, image_file: Path, cli, argv, fragment) -> None:
+    """What the command-line parser refuses reads like every other user error: one line, status 2."""
+    line = one_line_error(*cli([str(image_file) if a == "IMAGE" else a for a in argv])[::2], fragment)
+    assert "--help" in line
+
+
+def test_zero_steps_are_refused(tmp_path: Path, image_file: Path, cli) -> None:
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--steps", "0", *SMALL])
+    one_line_error(code, err, "--steps")
+    assert not (tmp_path / "o").exists()
+
+
+def test_bench_checks_its_files_and_options_before_timing(tmp_path: Path, cli) -> None:
+    kept = tmp_path / "kept.md"
+    kept.write_text("mine")
+    (tmp_path / "folder").mkdir()
+    for argv, fragment in [
+        (["--results", str(tmp_path / "folder")], "is a folder"),
+        (["--results", str(kept)], "--force"),
+        (["--time-to-result", "--quick", "--crop", "5"], "--quick"),
+        (["--sigmas", "15"], "--time-to-result"),
+        (["--time-to-result", "--steps", "5"], "--steps"),
+        (["--time-to-result", "--quick", "--parts", "original", "--out", str(kept)], "not a folder"),
+    ]:
+        code, out, err = cli(["bench", *argv])
+        one_line_error(code, err, fragment)
+        assert out == ""  # nothing was timed
+    assert kept.read_text() == "mine"
+
+
+def _table(image: Path, out: Path, *extra: str) -> list[str]:
+    return ["experiment", "denoise-table", str(image), "--models", "dip", "--runs", "1", "--profile", "smoke",
+            "--factor", "1", "--no-baselines", "--out", str(out), *extra]
+
+
+def test_a_sweep_claims_only_a_new_or_empty_folder_or_its_own(tmp_path: Path, image_file: Path, cli) -> None:
+    from dipscope.runs import SWEEP_MARK
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "table.md").write_text("my notes")
+    run = tmp_path / "run"
+    assert cli(["denoise", str(image_file), "--out", str(run), "--steps", "2", *SMALL])[0] == 0
+    before = {p: tree(p) for p in (folder, run)}
+    for out, fragment in [(folder, "no dipscope sweep wrote"), (run, "one dipscope run"),
+                          (tmp_path / "mine" / "table.md", "not a folder")]:
+        code, _, err = cli(_table(image_file, out, "--device", "cpu"))
+        one_line_error(code, err, fragment)
+    assert {p: tree(p) for p in (folder, run)} == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(_table(image_file, empty, "--device", "cpu"))[0] == 0
+    assert (empty / SWEEP_MARK).is_file() and (empty / "table.md").is_file()
+    assert cli(_table(image_file, empty, "--device", "cpu"))[0] == 0  # its own folder: resumes
+
+
+def test_a_sweep_refuses_a_missing_device_and_a_too_small_image_before_writing(tmp_path: Path, cli) -> None:
+    tiny = tmp_path / "tiny.png"
+    write_image(tiny, torch.rand(3, 16, 16))
+    for argv, fragment in [(_table(tiny, tmp_path / "a", "--device", "tpu"), "tpu"),
+                           (_table(tiny, tmp_path / "b", "--device", "cpu", "--factor", "4"), "--factor")]:
+        argv = [a for k, a in enumerate(argv) if not (a == "--factor" and argv[k + 1] == "1")
+                and not (a == "1" and argv[k - 1] == "--factor")] if "4" in argv else argv
+        code, _, err = cli(argv)
+        one_line_error(code, err, fragment)
+    if torch.cuda.is_available():
+        return
+    code, _, err = cli(_table(tiny, tmp_path / "c", "--device", "cuda"))
+    one_line_error(code, err, "cuda")
+    assert not any(tmp_path.glob("[abc]"))
+
+
+def test_a_signal_during_a_commit_waits_for_the_renames(tmp_path: Path, monkeypatch) -> None:
+    """SIGINT while a forced commit swaps the old run for the new: both renames are done (the new
+    run in place, the old one gone), then the interrupt is raised."""
+    from dipscope import interrupts
+    from dipscope.runs import rundir
+
+    out = tmp_path / "R"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"versions": {"dipscope": "0"}, "old": True}))
+    real, calls = os.rename, []
+
+    def rename_and_signal(a, b):
+        calls.append((a, b))
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # between the two renames
+        return real(a, b)
+
+    previous = interrupts.install()
+    try:
+        writer = RunWriter(out, force=True)
+        with writer as tmp:
+            (tmp / "run.json").write_text(json.dumps({"versions": {"dipscope": "0"}, "old": False}))
+            monkeypatch.setattr(rundir.os, "rename", rename_and_signal)
+            with pytest.raises(KeyboardInterrupt):
+                writer.commit()
+    finally:
+        monkeypatch.setattr(rundir.os, "rename", real)
+        interrupts.restore(previous)
+    assert len(calls) == 2 and json.loads((out / "run.json").read_text())["old"] is False
+    assert not list(tmp_path.glob(".R.*"))
+
+
+def test_a_run_moved_aside_by_a_killed_commit_is_put_back(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    aside = tmp_path / ".R.old-abc"  # a commit killed (SIGKILL) between its two renames
+    aside.mkdir()
+    (aside / "run.json").write_text('{"versions": {"dipscope": "0"}}')
+    os.utime(aside, (time.time() - 60,) * 2)
+    writer = RunWriter(out, force=True)
+    assert writer.recovered == [aside] and (out / "run.json").is_file() and not aside.exists()
+    leftover = tmp_path / ".R.old-def"  # killed after both renames: the old copy is only left over
+    leftover.mkdir()
+    os.utime(leftover, (time.time() - 60,) * 2)
+    assert RunWriter(out, force=True).recovered == [leftover] and not leftover.exists() and out.is_dir()
+
+
+def test_a_failed_write_leaves_the_previous_file(tmp_path: Path) -> None:
+    from dipscope.files import atomic_open, write_text
+
+    path = tmp_path / "table.md"
+    write_text(path, "complete table\n")
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as f:
+            f.write("half a ta")
+            raise RuntimeError("killed mid-write")
+    assert path.read_text() == "complete table\n" and [p.name for p in tmp_path.iterdir()] == ["table.md"]
+
+
+def test_deferrals_that_end_out_of_order_end_the_deferral() -> None:
+    """Runs fitted at once save their results in their own threads, so one deferral can end
+    before another that began after it; afterwards a signal must interrupt again."""
+    from dipscope import interrupts
+
+    first, second = interrupts.deferred(), interrupts.deferred()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    previous = interrupts.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs in the main thread, between bytecodes
+    finally:
+        interrupts.restore(previous)
+
+
+def test_a_warning_is_one_line(tmp_path: Path, cli) -> None:
+    rgba = tmp_path / "rgba.png"
+    write_image(rgba, torch.rand(3, 32, 32))
+    from PIL import Image
+
+    Image.open(rgba).convert("RGBA").save(rgba)
+    code, _, err = cli(["denoise", str(rgba), "--out", str(tmp_path / "o"), "--steps", "1", *SMALL])
+    warned = [line for line in err.splitlines() if "alpha" in line]
+    assert code == 0 and len(warned) == 1 and warned[0].startswith("warning: "), err

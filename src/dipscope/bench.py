@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .files import write_text
 from .fit import Callback, FitState, fit_runs
 from .models import SkipSpec, build, input_shape, spec_to_dict
 from .presets import preset
@@ -198,5 +199,5 @@ def run(steps: int = 10, quick: bool = False, device: str = "auto", memory: bool
                 print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
     if results is not None:
-        results.write_text(report)
+        write_text(results, report)
     return report

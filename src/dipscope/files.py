@@ -1,15 +1,49 @@
-"""Plain file writers for run records: JSON documents and CSV tables of dict rows."""
+"""Plain file writers for run records and reports: JSON documents, CSV tables of dict rows,
+text. Each file is written whole or not at all: into a hidden sibling, then renamed over the
+target (:func:`atomic_open`), so a signal or a crash mid-write never leaves a truncated
+table or record where a complete one was."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+
+@contextmanager
+def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[io.TextIOWrapper]:
+    """A text file to write that replaces ``path`` only once closed without an error."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline=newline) as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all."""
+    with atomic_open(path) as f:
+        f.write(text)
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
-    with open(path, "w") as f:
+    with atomic_open(path) as f:
         json.dump(data, f, indent=2, default=_jsonable)
         f.write("\n")
 
@@ -30,7 +64,7 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
     header: list[str] = []
     for r in rows:
         header += [k for k in r if k not in header]
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=header)
         w.writeheader()
         w.writerows(rows)

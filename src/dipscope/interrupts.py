@@ -19,7 +19,11 @@ from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
-_deferring: list[bool] = [False]
+#: How many :func:`deferred` blocks are open, in any thread (runs fitted at once each save
+#: their results in their own thread): a count, not a flag, so that blocks which end in another
+#: order than they began still end the deferral.
+_deferring: list[int] = [0]
+_lock = threading.Lock()
 
 
 def _handler(signum: int, frame: object) -> None:
@@ -29,16 +33,26 @@ def _handler(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
+def deferred(then_raise: bool = False) -> Iterator[None]:
     """Record stop signals without raising while results are saved (a finished fit is not
     thrown away, and a run directory is not left half-renamed); the caller reads
-    :func:`received` afterwards and exits with :func:`exit_code`."""
-    before = _deferring[0]
-    _deferring[0] = True
+    :func:`received` afterwards and exits with :func:`exit_code`.
+
+    With ``then_raise`` a signal that came during the block (the first one, outside any other
+    :func:`deferred`) raises :class:`KeyboardInterrupt` once the block has finished, as it
+    would have without the deferral: a sweep saves the run it was writing, then stops.
+    """
+    with _lock:
+        outermost = _deferring[0] == 0
+        _deferring[0] += 1
+    count = len(_received)
     try:
         yield
     finally:
-        _deferring[0] = before
+        with _lock:
+            _deferring[0] -= 1
+    if then_raise and outermost and count == 0 and _received:
+        raise KeyboardInterrupt(name())
 
 
 def install() -> dict[int, object]:

@@ -99,7 +99,7 @@ class RestoreRequest:
         _finite("--sigma", self.sigma, low=0.0)
         _finite("--stop-sigma", self.stop_sigma, low=0.0, strict=True)
         _finite("--lr", self.lr, low=0.0, strict=True)
-        for name, value, low in (("--steps", self.steps, 0), ("--levels", self.levels, 1), ("--seed", self.seed, 0),
+        for name, value, low in (("--steps", self.steps, 1), ("--levels", self.levels, 1), ("--seed", self.seed, 0),
                                  ("--runs", self.runs, 1),
                                  ("--noise-seed", self.noise_seed, 0), ("--width", self.linear_width, 1)):
             if value is not None and value < low:

@@ -100,6 +100,8 @@ class TimeToResult:
             raise DipscopeError("--crop must be at least 16 pixels")
         if self.ensemble_runs < 2:
             raise DipscopeError("an ensemble needs at least 2 runs")
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise DipscopeError(f"--out {self.out} exists and is not a folder")
 
 
 def parse_parts(text: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import inspect
 import re
 import sys
 import typing
+import warnings
 from enum import Enum
 from typing import Any, Callable, Optional
 
@@ -179,6 +180,16 @@ def comma_list(value: str, what: str) -> list[str]:
     return items
 
 
+def usage_error_line(error: Any) -> str:
+    """A command-line parser's usage error as the one ``error:`` line of every user error,
+    naming the command's ``--help`` (click prints a usage block and ``Error:`` instead)."""
+    message = " ".join(str(error.format_message()).split())
+    ctx = getattr(error, "ctx", None)
+    path = getattr(ctx, "command_path", "") if ctx is not None else ""
+    where = f" (see '{path} --help')" if path else " (see --help)"
+    return f"error: {message}{where}"
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the app and turns user errors into one line and exit status 2.
 
@@ -186,6 +197,18 @@ def main(argv: Optional[list[str]] = None) -> None:
     are saved and the process exits 130 (SIGINT) or 143 (SIGTERM).
     """
     previous = interrupts.install()
+    with warnings.catch_warnings():  # restores the warning printer afterwards (tests call main in-process)
+        warnings.showwarning = _warning_line
+        _main(argv, previous)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning on the command line: one ``warning:`` line, without the source location."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _main(argv: Optional[list[str]], previous: dict[int, object]) -> None:
     try:
         status = app(args=argv, standalone_mode=False)
         # typer catches a KeyboardInterrupt that escapes a command and returns 130 instead of raising
@@ -206,7 +229,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as e:
         # Usage errors and exits of the command-line parser (click, or the copy typer vendors).
         if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
+            if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
+                e.show()  # a command given without arguments: its help
+            else:
+                print(usage_error_line(e), file=sys.stderr)
             sys.exit(e.exit_code)
         if type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             sys.exit(e.exit_code)

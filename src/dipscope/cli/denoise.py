@@ -48,7 +48,7 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
     ("fast", bool, typer.Option(True, "--fast/--no-fast", rich_help_panel=_FIT, help="Exact speed tweaks: fused Adam; TF32 and cuDNN autotuning on CUDA.")),
     ("reference", bool, typer.Option(False, "--reference", rich_help_panel=_FIT, help="The original implementation's execution: --precision fp32 --layout nchw --no-compile --no-fast --no-cuda-graph.")),
     ("seed", int, typer.Option(0, rich_help_panel=_FIT, help="Seed of the network, its input and the added noise (or dropped pixels).")),
-    ("runs", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the steps). Default: the preset's (dipscope 2, the reference presets 1; 1 for linear and relunet).")),
+    ("runs", Optional[int], typer.Option(None, rich_help_panel=_FIT, help="Fit this many seeds (seed, seed+1, …) and return the mean of their stopped outputs (the DIP paper's averaging; R times the steps). Default: the preset's (dipscope 3, the reference presets 1; 1 for linear and relunet).")),
     ("spectra", bool, typer.Option(False, "--spectra", rich_help_panel=_FIT, help="Record the per-band error of the output against the clean image over the fit (spectral.csv, spectrum.png).")),
     ("force", bool, typer.Option(False, "--force", rich_help_panel=_FIT, help="Replace an existing dipscope run directory, only once the new run is complete (an interrupted run is written beside it).")),
 ]
@@ -119,6 +119,7 @@ def demo(
     """Denoise a 128×128 crop of scikit-image's bundled 'astronaut' (σ = 25) with every default:
     each run of the default preset stops by itself (the default rule) and denoised.png is their
     mean."""
+    import tempfile
     import time
 
     import numpy as np
@@ -131,15 +132,12 @@ def demo(
 
     start = time.perf_counter()
     crop = data.astronaut()[30:158, 170:298].astype(np.float32) / 255.0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    source = out.parent / f".{out.name}-clean.png"
-    write_image(source, crop)
-    request = RestoreRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
-    try:
+    with tempfile.TemporaryDirectory(prefix="dipscope-demo-") as scratch:  # never beside --out: a user's file
+        source = Path(scratch) / "clean.png"                              # could have any name there
+        write_image(source, crop)
+        request = RestoreRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
         run = restore(request, callbacks=[ProgressBar("DIP demo (astronaut crop)")])
         clean = read_image(source)
-    finally:
-        source.unlink(missing_ok=True)
     noisy, denoised = read_image(run.out / "noisy.png"), read_image(run.out / "denoised.png")
     final = run.result.final
     image_row([clean, noisy, denoised, final],

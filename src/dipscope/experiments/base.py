@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
+from ..files import write_text
 from ..runs import Task, run_tasks
 from ..runs.executors import ExecutorOptions
 from .common import load_inputs
@@ -63,5 +64,5 @@ class Experiment:
         tasks = self.tasks(inputs)
         summaries = run_tasks(tasks, out, force=force, executor=executor)
         text = self.report(out, inputs, tasks, summaries)
-        (out / "summary.md").write_text(text)
+        write_text(out / "summary.md", text)
         return text

@@ -33,14 +33,15 @@ import torch
 from ..callbacks import PSNRTracker
 from ..errors import DipscopeError
 from ..fit import FitConfig, fit
+from ..fit.setup import check_inputs
 from ..images import write_image
 from ..metrics import psnr
 from ..physics import RESIZES, denoising_pair
 from ..plots import bars, curves
-from ..runs import Task, finished_summary, plan_tasks, require_complete, run_tasks
+from ..runs import Task, claim_sweep_folder, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
-from ..runs.rundir import write_csv
-from ..runtime import PRECISIONS, device_in_words
+from ..files import write_csv, write_text
+from ..runtime import DEVICES, PRECISIONS, device_in_words, resolve_device
 from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
@@ -98,6 +99,8 @@ class TableConfig:
             raise DipscopeError(f"unknown resize {self.resize!r}; choose one of {', '.join(RESIZES)}")
         if self.factor < 1:
             raise DipscopeError("--factor must be ≥ 1")
+        if self.device.split(":")[0] not in DEVICES:
+            raise DipscopeError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
         for model in self.models:
             model_choice(model, self.profile)  # an unknown model or profile fails here, before any work
         for name in self.accept_precisions:
@@ -188,21 +191,50 @@ class DenoiseTable(Experiment):
         self.check()
         pairs = self.inputs()
         tasks = self.tasks(pairs)
-        plan = None if report_only else plan_tasks(tasks, out, force, executor)  # refuses before anything is written
+        if report_only:
+            self.check_report(out, tasks)
+        else:
+            self.check_fits(pairs, executor)
+        # refuses before anything is written; a report reads finished runs made with any thread count
+        plan = plan_tasks(tasks, out, force, executor, same_threads=not report_only)
         self.baselines = baseline_scores(self.cfg, pairs) if self.cfg.baselines else {}
+        if report_only:
+            return self.report(out, pairs, tasks)
+        claim_sweep_folder(out)
         inputs = out / "inputs"
-        inputs.mkdir(parents=True, exist_ok=True)
+        inputs.mkdir(exist_ok=True)
         for name, (clean, noisy) in pairs.items():
             write_image(inputs / f"{name}-clean.png", clean)
             write_image(inputs / f"{name}-noisy.png", noisy)
-        if not report_only:
-            try:
-                run_tasks(tasks, out, force=force, executor=executor, plan=plan,
-                          on_done=lambda key, summary: self.report(out, pairs, tasks))
-            except TasksFailed:
-                self.report(out, pairs, tasks)
-                raise
+        try:
+            run_tasks(tasks, out, force=force, executor=executor, plan=plan,
+                      on_done=lambda key, summary: self.report(out, pairs, tasks))
+        except TasksFailed:
+            self.report(out, pairs, tasks)
+            raise
         return self.report(out, pairs, tasks)
+
+    def check_fits(self, pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                   executor: ExecutorOptions | None) -> None:
+        """Refuse, before the sweep, a fit that cannot run: a device this machine lacks (when the
+        runs are made here) or an image too small for a model's network."""
+        if executor is None or executor.name == "local":
+            resolve_device(self.cfg.device)
+        for model in self.cfg.models:
+            spec, config = model_choice(model, self.cfg.profile)
+            for name, (_, noisy) in pairs.items():
+                _, h, w = noisy.shape
+                if min(h, w) < spec.min_side:
+                    raise DipscopeError(f"{name} is {h}×{w} px after the ×{self.cfg.factor} resize but {model} needs "
+                                        f"at least {spec.min_side} px per side; give a larger image or a smaller --factor")
+                check_inputs(spec, noisy, config)
+
+    def check_report(self, out: Path, tasks: Sequence[Task]) -> None:
+        """``--report-only`` needs finished runs of these settings under ``out``: a table built
+        from none would replace the table of the runs that are there."""
+        if not any(finished_summary(out / task.key, task) is not None for task in tasks):
+            raise DipscopeError(f"--report-only: no finished run under {out} was made with these settings "
+                                "(give the sweep's own options)")
 
 
 def run(cfg: TableConfig, out: Path, force: bool = False, report_only: bool = False,
@@ -315,7 +347,7 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
             + markdown_table(header, table_rows)
             + f"\n{len(rows)} of {len(tasks)} runs finished.\n" + _resets_text(rows)
             + _provenance_text(cfg, images, by_cell))
-    (out / "table.md").write_text(text)
+    write_text(out / "table.md", text)
     _figures(cfg, out, rows, col_ours, col_pub, images)
     return text
 

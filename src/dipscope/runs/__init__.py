@@ -12,8 +12,9 @@ Nothing here imports from :mod:`dipscope.experiments` or the command line.
 from .executors import ExecutorOptions
 from .schedule import TasksFailed
 from .rundir import RunWriter, read_record, run_record, write_csv, write_json
-from .sweep import Plan, finished_summary, plan_tasks, run_tasks
+from .sweep import SWEEP_MARK, Plan, check_sweep_folder, claim_sweep_folder, finished_summary, plan_tasks, run_tasks
 from .task import Task, require_complete
 
-__all__ = ["ExecutorOptions", "Plan", "RunWriter", "Task", "TasksFailed", "finished_summary", "plan_tasks",
-           "read_record", "require_complete", "run_record", "run_tasks", "write_csv", "write_json"]
+__all__ = ["ExecutorOptions", "Plan", "RunWriter", "SWEEP_MARK", "Task", "TasksFailed", "check_sweep_folder",
+           "claim_sweep_folder", "finished_summary", "plan_tasks", "read_record", "require_complete", "run_record",
+           "run_tasks", "write_csv", "write_json"]

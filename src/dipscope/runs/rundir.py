@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import interrupts
 from ..errors import DipscopeError
 from ..files import _jsonable, write_csv, write_json  # noqa: F401 - re-exported for run directories
 
@@ -99,6 +100,36 @@ def discard_stale_partials(out: str | Path) -> list[Path]:
     return removed
 
 
+def replaced_prefix(out: Path) -> str:
+    """The name prefix under which :meth:`RunWriter.commit` moves a run it replaces aside."""
+    return f".{out.name}.old-"
+
+
+def recover_replaced(out: str | Path) -> list[Path]:
+    """Finish what a commit killed between its two renames left behind; return what it touched.
+
+    A ``.NAME.old-…`` sibling older than :data:`YOUNG_S` is a run a forced commit moved aside:
+    if ``out`` is missing the commit never completed, and the old run is put back; if ``out``
+    is there the commit completed and the old copy is removed.
+    """
+    out = Path(out)
+    touched: list[Path] = []
+    if not out.parent.is_dir():
+        return touched
+    for old in sorted(out.parent.glob(f"{glob.escape(replaced_prefix(out))}*")):
+        try:
+            if not old.is_dir() or time.time() - old.stat().st_mtime < YOUNG_S:
+                continue
+            if out.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(old, out)
+        except OSError:
+            continue
+        touched.append(old)
+    return touched
+
+
 #: A partial directory younger than this is never touched (its writer may be between creating
 #: the lock file and locking it).
 YOUNG_S = 10.0
@@ -163,6 +194,7 @@ class RunWriter:
             os.rmdir(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         except OSError as e:
             raise DipscopeError(f"cannot write the output directory {self.out}: {e.strerror or e}") from None
+        self.recovered = recover_replaced(self.out)
         self.discarded = discard_stale_partials(self.out)
 
     def holds_something(self) -> bool:
@@ -202,11 +234,20 @@ class RunWriter:
         Without ``force`` the rename itself is the check (POSIX refuses to rename onto a
         non-empty directory), so a run another process finished meanwhile is never replaced:
         this one is then kept beside it and :class:`DipscopeError` says where. With ``force``
-        the old run is moved aside first and moved back if the new one cannot take its place.
+        the old run is moved aside first (``.NAME.old-…``) and moved back if the new one cannot
+        take its place. Stop signals wait until the renames are done
+        (:func:`~dipscope.interrupts.deferred`); a process killed between them (SIGKILL) leaves
+        the old run aside, and the next writer of ``out`` puts it back
+        (:func:`recover_replaced`).
         """
         assert self.tmp is not None
         (self.tmp / LOCK_FILE).unlink(missing_ok=True)
         self._unlock()
+        with interrupts.deferred(then_raise=True):
+            return self._rename_into_place()
+
+    def _rename_into_place(self) -> Path:
+        assert self.tmp is not None
         if not self.force:
             try:
                 os.rename(self.tmp, self.out)
@@ -221,7 +262,7 @@ class RunWriter:
             return self.out
         old = None
         if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            old = Path(tempfile.mkdtemp(prefix=replaced_prefix(self.out), dir=self.out.parent))
             os.rmdir(old)
             os.rename(self.out, old)
         try:

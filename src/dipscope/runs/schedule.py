@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import DipscopeError
+from ..files import write_text
 from .executors import ExecutorOptions, make_executor
 from .task import Task
 
@@ -107,7 +108,7 @@ def schedule(todo: list[Task], out: Path, options: ExecutorOptions, counter: Cou
         executor.close()
     log = out / "failures.txt"
     if failures:
-        log.write_text("".join(f.details() for f in failures))
+        write_text(log, "".join(f.details() for f in failures))
         raise TasksFailed(failures, done, counter.total, log)
     if log.is_file():
         log.unlink()

@@ -5,6 +5,10 @@ cluster), and return every task's summary.
 A task's run directory is *finished* when its ``run.json`` is readable and holds a summary
 (:func:`finished_summary`); a finished run is reused only when it was made with the same
 settings (``Task.config``) and, on a CPU, the same torch thread count.
+
+The output folder of a sweep is the sweep's: a new or empty folder is claimed with a
+:data:`SWEEP_MARK` file; a folder that holds anything else — a file, one run's directory, files
+no sweep wrote — is refused before anything is written (:func:`check_sweep_folder`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import DipscopeError
+from ..files import write_json
 from ..fit.types import ADDED_SETTINGS
 from .executors import ExecutorOptions
 from .schedule import Counter, schedule
-from .rundir import RUN_FILE, _jsonable, discard_stale_partials, read_record, set_aside
+from .rundir import RUN_FILE, _jsonable, discard_stale_partials, is_dipscope_run, read_record, run_record, set_aside
 from .task import Task
 
 
@@ -53,6 +58,45 @@ def _matches(recorded: Any, wanted: Any) -> bool:
 _ABSENT = object()
 
 
+#: The file that marks a folder as a sweep's output folder (written when a sweep first uses it).
+SWEEP_MARK = ".dipscope-sweep"
+
+
+def check_sweep_folder(out: Path) -> None:
+    """Refuse ``out`` as a sweep's output folder unless it is new, empty, marked as a sweep's
+    (:data:`SWEEP_MARK`), or holds run directories of ours (a sweep made before the mark):
+    a sweep writes tables and figures at its top level, which must not replace a user's files."""
+    if out.exists() and not out.is_dir():
+        raise DipscopeError(f"--out {out} exists and is not a folder")
+    if not out.is_dir() or (out / SWEEP_MARK).is_file() or not any(out.iterdir()):
+        return
+    if is_dipscope_run(out):
+        raise DipscopeError(f"--out {out} is the directory of one dipscope run, not a sweep's folder; "
+                            "choose a new or empty folder")
+    if not holds_runs(out):
+        raise DipscopeError(f"--out {out} already holds files that no dipscope sweep wrote; "
+                            "choose a new or empty folder")
+
+
+def holds_runs(out: Path, depth: int = 3) -> bool:
+    """True when a dipscope run directory, or what a killed writer of one left (a hidden
+    ``.KEY.partial-…`` directory), lies under ``out``, at most ``depth`` levels down."""
+    for level in range(1, depth + 1):
+        stars = "/".join(["*"] * (level - 1) + [""])
+        if any(is_dipscope_run(p.parent) for p in out.glob(f"{stars}*/{RUN_FILE}")):
+            return True
+        if any(p.is_dir() for p in out.glob(f"{stars}.*.partial-*")):
+            return True
+    return False
+
+
+def claim_sweep_folder(out: Path) -> None:
+    """Make ``out`` (checked by :func:`check_sweep_folder`) and mark it as a sweep's folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / SWEEP_MARK).is_file():
+        write_json(out / SWEEP_MARK, run_record())
+
+
 @dataclass
 class Plan:
     """What :func:`run_tasks` will do, decided before anything is written: the finished tasks'
@@ -66,13 +110,15 @@ class Plan:
 
 
 def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
-               executor: ExecutorOptions | None = None) -> Plan:
+               executor: ExecutorOptions | None = None, same_threads: bool = True) -> Plan:
     """Check the tasks against ``out`` without writing anything.
 
-    Refused, with one :class:`DipscopeError`: two tasks sharing a directory; a finished run
-    with other settings; a finished CPU run made with another torch thread count (the numbers
-    depend on it, so a table would mix two set-ups) — unless ``force`` redoes them.
+    Refused, with one :class:`DipscopeError`: an ``out`` that is not a sweep's folder
+    (:func:`check_sweep_folder`); two tasks sharing a directory; a finished run with other
+    settings; with ``same_threads``, a finished CPU run made with another torch thread count
+    (the numbers depend on it, so a table would mix two set-ups) — unless ``force`` redoes them.
     """
+    check_sweep_folder(out)
     keys = [task.key for task in tasks]
     if len(set(keys)) != len(keys):
         raise DipscopeError("two tasks share a run directory: " + ", ".join(sorted({k for k in keys if keys.count(k) > 1})))
@@ -98,7 +144,7 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
         made_with = executor.get("threads")
         device = record["summary"].get("device")
         where = executor.get("device") or (device.get("type") if isinstance(device, dict) else None) or "cpu"
-        if made_with is not None and made_with != threads and where == "cpu":
+        if same_threads and made_with is not None and made_with != threads and where == "cpu":
             raise DipscopeError(f"{directory} was made with {made_with} torch thread(s) and this run would use "
                                 f"{threads}; CPU results depend on the thread count, so resume with "
                                 f"--threads {made_with} (or pass --force to redo every run)")
@@ -122,7 +168,7 @@ def run_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     :class:`~dipscope.runs.executors.TasksFailed` once all the others have finished.
     """
     plan = plan or plan_tasks(tasks, out, force, executor)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_sweep_folder(out)
     for directory in plan.unfinished:
         progress(f"{directory.relative_to(out)}: no readable {RUN_FILE} (an unfinished run); "
                  f"moved aside to {set_aside(directory, 'unfinished').name}, running it again")
