@@ -164,9 +164,10 @@ class RunWriter:
     directory — unless ``force`` is set and it holds a dipscope run (a ``run.json`` of ours;
     any other folder is never replaced); it must not be the working directory or one above
     it; and its parent must accept a new directory (tried, not guessed from permissions).
-    Temporary directories of ``out`` left by killed writers are removed then too
-    (:func:`discard_stale_partials`). The old ``out`` is replaced only by :meth:`commit`,
-    when the new run is complete.
+    Before that, a run a forced commit killed mid-way left aside is put back
+    (:func:`recover_replaced`); after, temporary directories of ``out`` left by killed writers
+    are removed (:func:`discard_stale_partials`). The old ``out`` is replaced only by
+    :meth:`commit`, when the new run is complete.
     """
 
     def __init__(self, out: str | Path, force: bool = False) -> None:
@@ -174,6 +175,7 @@ class RunWriter:
         self.force = force
         self.tmp: Path | None = None
         self._lock_fd: int | None = None
+        self.recovered = recover_replaced(self.out)  # first: the checks below see the run put back
         try:
             if self.out.exists() and not self.out.is_dir():
                 raise DipscopeError(f"output path {self.out} exists and is not a directory")
@@ -194,7 +196,6 @@ class RunWriter:
             os.rmdir(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         except OSError as e:
             raise DipscopeError(f"cannot write the output directory {self.out}: {e.strerror or e}") from None
-        self.recovered = recover_replaced(self.out)
         self.discarded = discard_stale_partials(self.out)
 
     def holds_something(self) -> bool:
