@@ -460,11 +460,16 @@ def test_a_sweep_claims_only_a_new_or_empty_folder_or_its_own(tmp_path: Path, im
     run = tmp_path / "run"
     assert cli(["denoise", str(image_file), "--out", str(run), "--steps", "2", *SMALL])[0] == 0
     before = {p: tree(p) for p in (folder, run)}
+    nested = tmp_path / "nested"  # a user's folder that happens to hold a dipscope run
+    nested.mkdir()
+    (nested / "failures.txt").write_text("my notes")
+    assert cli(["denoise", str(image_file), "--out", str(nested / "house"), "--steps", "2", *SMALL])[0] == 0
+    before[nested] = tree(nested)
     for out, fragment in [(folder, "no dipscope sweep wrote"), (run, "one dipscope run"),
-                          (tmp_path / "mine" / "table.md", "not a folder")]:
+                          (nested, "no dipscope sweep wrote"), (tmp_path / "mine" / "table.md", "not a folder")]:
         code, _, err = cli(_table(image_file, out, "--device", "cpu"))
         one_line_error(code, err, fragment)
-    assert {p: tree(p) for p in (folder, run)} == before
+    assert {p: tree(p) for p in before} == before
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli(_table(image_file, empty, "--device", "cpu"))[0] == 0
@@ -521,17 +526,28 @@ def test_a_signal_during_a_commit_waits_for_the_renames(tmp_path: Path, monkeypa
 
 
 def test_a_run_moved_aside_by_a_killed_commit_is_put_back(tmp_path: Path) -> None:
+    from dipscope.runs.rundir import replacing_note
+
     out = tmp_path / "R"
-    aside = tmp_path / ".R.old-abc"  # a commit killed (SIGKILL) between its two renames
+    aside = tmp_path / ".R.old-abc"  # a forced commit killed (SIGKILL) between its two renames
     aside.mkdir()
     (aside / "run.json").write_text('{"versions": {"dipscope": "0"}}')
-    os.utime(aside, (time.time() - 60,) * 2)
+    note = replacing_note(out)
+    note.write_text(aside.name)
+    os.utime(note, (time.time() - 60,) * 2)
+    backup = tmp_path / ".R.old-backup"  # a user's folder of that name, not named by a note: left alone
+    backup.mkdir()
+    (backup / "data.txt").write_text("mine")
+    os.utime(backup, (time.time() - 3600,) * 2)
     writer = RunWriter(out, force=True)
     assert writer.recovered == [aside] and (out / "run.json").is_file() and not aside.exists()
-    leftover = tmp_path / ".R.old-def"  # killed after both renames: the old copy is only left over
+    assert not note.exists() and (backup / "data.txt").read_text() == "mine"
+    leftover = tmp_path / ".R.old-def"  # killed after both renames: the replaced copy is left over
     leftover.mkdir()
-    os.utime(leftover, (time.time() - 60,) * 2)
+    note.write_text(leftover.name)
+    os.utime(note, (time.time() - 60,) * 2)
     assert RunWriter(out, force=True).recovered == [leftover] and not leftover.exists() and out.is_dir()
+    assert RunWriter(out, force=True).recovered == [] and (backup / "data.txt").read_text() == "mine"
 
 
 def test_a_failed_write_leaves_the_previous_file(tmp_path: Path) -> None:
@@ -574,3 +590,18 @@ def test_a_warning_is_one_line(tmp_path: Path, cli) -> None:
     code, _, err = cli(["denoise", str(rgba), "--out", str(tmp_path / "o"), "--steps", "1", *SMALL])
     warned = [line for line in err.splitlines() if "alpha" in line]
     assert code == 0 and len(warned) == 1 and warned[0].startswith("warning: "), err
+
+
+def test_a_rewritten_file_keeps_its_permissions_and_a_link_is_written_through(tmp_path: Path) -> None:
+    from dipscope.files import write_text
+
+    private = tmp_path / "private.md"
+    private.write_text("old")
+    private.chmod(0o600)
+    write_text(private, "new")
+    assert private.read_text() == "new" and private.stat().st_mode & 0o777 == 0o600
+    real, link = tmp_path / "real.md", tmp_path / "link.md"
+    real.write_text("old")
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"

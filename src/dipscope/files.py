@@ -17,23 +17,34 @@ from typing import Any, Iterable, Iterator, Mapping
 
 @contextmanager
 def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[io.TextIOWrapper]:
-    """A text file to write that replaces ``path`` only once closed without an error."""
-    path = Path(path)
+    """A text file to write that replaces ``path`` only once closed without an error.
+
+    A symbolic link is written through (its target is replaced); an existing file keeps its
+    permissions, a new one gets those ``open`` would give it (0666 less the umask).
+    """
+    path = Path(os.path.realpath(path))
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline=newline) as f:
             yield f
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any thread starts
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -198,6 +198,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     """
     previous = interrupts.install()
     with warnings.catch_warnings():  # restores the warning printer afterwards (tests call main in-process)
+        warnings.simplefilter("once")  # an image read twice (checked, then fitted) warns once
         warnings.showwarning = _warning_line
         _main(argv, previous)
 

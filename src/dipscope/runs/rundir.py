@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import interrupts
 from ..errors import DipscopeError
-from ..files import _jsonable, write_csv, write_json  # noqa: F401 - re-exported for run directories
+from ..files import _jsonable, write_csv, write_json, write_text  # noqa: F401 - re-exported for run directories
 
 RUN_FILE = "run.json"
 
@@ -105,28 +105,39 @@ def replaced_prefix(out: Path) -> str:
     return f".{out.name}.old-"
 
 
-def recover_replaced(out: str | Path) -> list[Path]:
-    """Finish what a commit killed between its two renames left behind; return what it touched.
+def replacing_note(out: Path) -> Path:
+    """The file in which a forced commit names the run it moves aside, while it swaps the two."""
+    return out.parent / f".{out.name}.replacing"
 
-    A ``.NAME.old-…`` sibling older than :data:`YOUNG_S` is a run a forced commit moved aside:
-    if ``out`` is missing the commit never completed, and the old run is put back; if ``out``
-    is there the commit completed and the old copy is removed.
+
+def recover_replaced(out: str | Path) -> list[Path]:
+    """Finish what a forced commit killed between its two renames (SIGKILL) left behind.
+
+    Only a commit's own note (:func:`replacing_note`, older than :data:`YOUNG_S`: its writer is
+    gone) is acted on, and only on the directory it names: if ``out`` is missing the commit
+    never completed and that run is put back; if ``out`` is there the commit completed and the
+    replaced copy is removed, as the commit would have. Returns the directories touched.
     """
     out = Path(out)
+    note = replacing_note(out)
+    try:
+        if not note.is_file() or time.time() - note.stat().st_mtime < YOUNG_S:
+            return []
+        name = note.read_text().strip()
+    except OSError:
+        return []
+    old = out.parent / name
     touched: list[Path] = []
-    if not out.parent.is_dir():
-        return touched
-    for old in sorted(out.parent.glob(f"{glob.escape(replaced_prefix(out))}*")):
+    if name.startswith(replaced_prefix(out)) and "/" not in name and old.is_dir():
         try:
-            if not old.is_dir() or time.time() - old.stat().st_mtime < YOUNG_S:
-                continue
             if out.exists():
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(old, out)
+            touched.append(old)
         except OSError:
-            continue
-        touched.append(old)
+            return []
+    note.unlink(missing_ok=True)
     return touched
 
 
@@ -261,20 +272,23 @@ class RunWriter:
                                     f"{kept}") from None
             self.tmp = None
             return self.out
-        old = None
+        old, note = None, replacing_note(self.out)
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=replaced_prefix(self.out), dir=self.out.parent))
             os.rmdir(old)
+            write_text(note, old.name)  # if this process dies between the renames, the next writer knows
             os.rename(self.out, old)
         try:
             os.rename(self.tmp, self.out)
         except BaseException:
             if old is not None and not self.out.exists():
                 os.rename(old, self.out)  # the finished run goes back where it was
+            note.unlink(missing_ok=True)
             raise
         self.tmp = None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+            note.unlink(missing_ok=True)
         return self.out
 
     def __exit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ no sweep wrote — is refused before anything is written (:func:`check_sweep_fol
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from ..files import write_json
 from ..fit.types import ADDED_SETTINGS
 from .executors import ExecutorOptions
 from .schedule import Counter, schedule
-from .rundir import RUN_FILE, _jsonable, discard_stale_partials, is_dipscope_run, read_record, run_record, set_aside
+from .rundir import (RUN_FILE, _jsonable, discard_stale_partials, is_dipscope_run, partial_prefix, read_record,
+                     run_record, set_aside)
 from .task import Task
 
 
@@ -62,9 +64,9 @@ _ABSENT = object()
 SWEEP_MARK = ".dipscope-sweep"
 
 
-def check_sweep_folder(out: Path) -> None:
+def check_sweep_folder(out: Path, keys: Sequence[str] = ()) -> None:
     """Refuse ``out`` as a sweep's output folder unless it is new, empty, marked as a sweep's
-    (:data:`SWEEP_MARK`), or holds run directories of ours (a sweep made before the mark):
+    (:data:`SWEEP_MARK`), or made by a sweep before the mark existed (:func:`made_by_a_sweep`):
     a sweep writes tables and figures at its top level, which must not replace a user's files."""
     if out.exists() and not out.is_dir():
         raise DipscopeError(f"--out {out} exists and is not a folder")
@@ -73,20 +75,25 @@ def check_sweep_folder(out: Path) -> None:
     if is_dipscope_run(out):
         raise DipscopeError(f"--out {out} is the directory of one dipscope run, not a sweep's folder; "
                             "choose a new or empty folder")
-    if not holds_runs(out):
+    if not made_by_a_sweep(out, keys):
         raise DipscopeError(f"--out {out} already holds files that no dipscope sweep wrote; "
                             "choose a new or empty folder")
 
 
-def holds_runs(out: Path, depth: int = 3) -> bool:
-    """True when a dipscope run directory, or what a killed writer of one left (a hidden
-    ``.KEY.partial-…`` directory), lies under ``out``, at most ``depth`` levels down."""
+def made_by_a_sweep(out: Path, keys: Sequence[str] = (), depth: int = 3) -> bool:
+    """True when ``out`` holds a run directory (or a killed writer's ``.NAME.partial-…``) of one
+    of the task ``keys``, or any run directory, at most ``depth`` levels down, that a sweep wrote
+    (its ``run.json`` names the task by its path under ``out``)."""
+    for key in keys:
+        directory = out / key
+        if directory.exists() or any(directory.parent.glob(f"{glob.escape(partial_prefix(directory))}*")):
+            return True
     for level in range(1, depth + 1):
-        stars = "/".join(["*"] * (level - 1) + [""])
-        if any(is_dipscope_run(p.parent) for p in out.glob(f"{stars}*/{RUN_FILE}")):
-            return True
-        if any(p.is_dir() for p in out.glob(f"{stars}.*.partial-*")):
-            return True
+        for path in out.glob("/".join(["*"] * level) + f"/{RUN_FILE}"):
+            record = read_record(path.parent)
+            if (is_dipscope_run(path.parent) and record is not None
+                    and record.get("task") == path.parent.relative_to(out).as_posix()):
+                return True
     return False
 
 
@@ -118,8 +125,8 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     settings; with ``same_threads``, a finished CPU run made with another torch thread count
     (the numbers depend on it, so a table would mix two set-ups) — unless ``force`` redoes them.
     """
-    check_sweep_folder(out)
     keys = [task.key for task in tasks]
+    check_sweep_folder(out, keys)
     if len(set(keys)) != len(keys):
         raise DipscopeError("two tasks share a run directory: " + ", ".join(sorted({k for k in keys if keys.count(k) > 1})))
     options = executor or ExecutorOptions()
