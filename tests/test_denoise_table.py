@@ -345,3 +345,17 @@ def test_runs_of_an_accepted_precision_count_as_done_and_each_cell_says_which(tm
     assert _csv(out / "table.csv")[0]["precision"] == "bf16, fp32"
     with pytest.raises(DipscopeError, match="--accept-precision"):
         dt.TableConfig(accept_precisions=("half",)).validate()
+
+
+def test_a_model_can_have_its_own_run_count(tmp_path: Path, textured_rgb: torch.Tensor, capsys) -> None:
+    """``--runs 1 --runs linear-128=2``: one run of DIP, two of DIP-Linear-128, and the table counts
+    the runs of that plan (a column of one run is complete, not "n=1")."""
+    image = _images(tmp_path, textured_rgb)[0]
+    out = tmp_path / "table"
+    main(["experiment", "denoise-table", image, "--models", "dip,linear-128", "--runs", "1", "--runs",
+          "linear-128=2", "--profile", "smoke", "--factor", "1", "--no-baselines", "--device", "cpu",
+          "--out", str(out)])
+    runs = sorted(p.parent.relative_to(out).as_posix() for p in out.glob("*/*/*/run.json"))
+    assert runs == ["dip/house/run-0", "linear-128/house/run-0", "linear-128/house/run-1"]
+    text = (out / "table.md").read_text()
+    assert "3 of 3 runs finished" in text and "linear-128: 2" in text and "(n=" not in text

@@ -120,14 +120,23 @@ def experiment_upsampling(
     print(run(cfg, out, force=force, executor=executor))
 
 
-def _steps_overrides(values: list[str]) -> dict[str, int]:
+def _steps_overrides(values: list[str], flag: str = "--steps", example: str = "relunet=5000") -> dict[str, int]:
     out: dict[str, int] = {}
     for item in values:
         model, sep, number = item.rpartition("=")
         if not sep or not number.strip().isdigit():
-            raise DipscopeError(f"bad --steps {item!r}; write MODEL=N, e.g. relunet=5000")
+            raise DipscopeError(f"bad {flag} {item!r}; write MODEL=N, e.g. {example}")
         out[model.strip()] = int(number)
     return out
+
+
+def _runs_option(values: list[str]) -> tuple[int, dict[str, int]]:
+    """``--runs``: N for every model (default 2), and MODEL=N for one model (repeat)."""
+    plain = [v for v in values if "=" not in v]
+    if len(plain) > 1 or (plain and not plain[0].strip().isdigit()):
+        raise DipscopeError(f"bad --runs {' '.join(values)!r}; write N, and MODEL=N for a model's own count")
+    return (int(plain[0]) if plain else 2), _steps_overrides([v for v in values if "=" in v], "--runs",
+                                                             "linear-2048=1")
 
 
 @experiment_app.command("denoise-table", cls=Command)
@@ -138,7 +147,8 @@ def experiment_denoise_table(
     models: str = typer.Option(",".join(("dip", "linear-128", "linear-2048", "relunet")),
                                help="Comma-separated models: dip, linear-N, relunet; MODEL:lr=X changes the "
                                     "learning rate (a column of your own, e.g. linear-2048:lr=1e-4)."),
-    runs: int = typer.Option(2, help="Runs (network seeds 0 … R−1) per image and model."),
+    runs: list[str] = typer.Option(["2"], help="Runs (network seeds 0 … R−1) per image and model: N, and "
+                                   "MODEL=N for a model's own count (repeat), e.g. --runs 2 --runs linear-2048=1."),
     factor: int = typer.Option(4, help="Downsample the images by this factor (the study: 4)."),
     sigma: float = typer.Option(25.0, help="Noise std on the 0–255 scale."),
     resize: str = typer.Option("study", help="study (plain bilinear, as the study), area (box average, OpenCV's INTER_AREA), antialias, "
@@ -163,8 +173,9 @@ def experiment_denoise_table(
     """Claim 3: best PSNR of DIP, DIP-Linear and ReLUNet on noisy images, beside the published table."""
     from ..experiments.denoise_table import TableConfig, run
 
-    cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=runs,
-                      factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
+    all_runs, model_runs = _runs_option(runs)
+    cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=all_runs,
+                      model_runs=model_runs, factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
                       profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
                       data_dir=data_dir, device=device, precision=precision.value, baselines=baselines,
                       accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else ())

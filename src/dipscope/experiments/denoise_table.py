@@ -77,6 +77,7 @@ class TableConfig:
     crop: int = 0
     profile: str = "paper"
     steps: Mapping[str, int] = field(default_factory=dict)
+    model_runs: Mapping[str, int] = field(default_factory=dict)  # runs of a model other than ``runs``
     noise_seed: int = 0
     data_dir: str | None = None
     device: str = "auto"
@@ -106,11 +107,16 @@ class TableConfig:
         for name in self.accept_precisions:
             if name not in PRECISIONS or name == "auto":
                 raise DipscopeError(f"unknown precision {name!r} in --accept-precision; choose fp32, bf16 or fp64")
-        for model, steps in self.steps.items():
-            if model not in self.models:
-                raise DipscopeError(f"--steps names {model!r}, which is not among the models {', '.join(self.models)}")
-            if steps < 1:
-                raise DipscopeError(f"--steps for {model} must be ≥ 1")
+        for flag, overrides in (("--steps", self.steps), ("--runs", self.model_runs)):
+            for model, number in overrides.items():
+                if model not in self.models:
+                    raise DipscopeError(f"{flag} names {model!r}, which is not among the models {', '.join(self.models)}")
+                if number < 1:
+                    raise DipscopeError(f"{flag} for {model} must be ≥ 1")
+
+    def runs_of(self, model: str) -> int:
+        """The runs (network seeds 0 … R−1) of ``model``'s cells."""
+        return self.model_runs.get(model, self.runs)
 
 
 def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: int, cfg: TableConfig) -> Task:
@@ -161,7 +167,7 @@ def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 def tasks_of(cfg: TableConfig, pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> list[Task]:
     """Every (model, image, run) task, runs innermost so each cell fills up before the next."""
     return [_task(name, clean, noisy, model, r, cfg)
-            for model in cfg.models for name, (clean, noisy) in pairs.items() for r in range(cfg.runs)]
+            for model in cfg.models for name, (clean, noisy) in pairs.items() for r in range(cfg.runs_of(model))]
 
 
 class DenoiseTable(Experiment):
@@ -306,7 +312,7 @@ def write_report(cfg: TableConfig, out: Path, tasks: Sequence[Task],
             runs = by_cell.get((image, m), [])
             mean, std = cell([s["best_psnr"] for s in runs]) if runs else (None, None)
             pub = PUBLISHED.get(image, {}).get(m) if comparable else None
-            line.append(cell_text(mean, std) + (f" (n={len(runs)})" if runs and len(runs) != cfg.runs else ""))
+            line.append(cell_text(mean, std) + (f" (n={len(runs)})" if runs and len(runs) != cfg.runs_of(m) else ""))
             if comparable:
                 line += [cell_text(*pub) if pub else "–", f"{mean - pub[0]:+.2f}" if (pub and mean is not None) else "–"]
             if mean is not None:
@@ -399,7 +405,8 @@ def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:
              f"- PSNR: data range 1 against the {'8-bit ' if cfg.quantize else ''}clean image at the same size, "
              + (f"ignoring a {cfg.crop}-pixel border" if cfg.crop else "no border crop")
              + "; cell = best snapshot over the fit (oracle), mean ± std over runs (ddof = 1), network seeds 0 … R−1",
-             f"- profile `{cfg.profile}`, {cfg.runs} run(s) per cell"]
+             f"- profile `{cfg.profile}`, {cfg.runs} run(s) per cell"
+             + "".join(f"; {m}: {n}" for m, n in cfg.model_runs.items() if n != cfg.runs)]
     for key, c in per_model.items():
         fitc, model = c["fit"], c["model"]
         width = model.get("channels_down") or model.get("width") or model.get("hidden")
