@@ -17,11 +17,18 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp64")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
+def check_device_name(name: str) -> str:
+    """``name``'s device type (``cuda`` of ``cuda:1``) if it is one of :data:`DEVICES`; whether
+    it is available here is :func:`resolve_device`'s question."""
     base = name.split(":")[0]
     if base not in DEVICES:
         raise DipscopeError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return base
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
+    base = check_device_name(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

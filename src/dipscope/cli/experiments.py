@@ -120,7 +120,7 @@ def experiment_upsampling(
     print(run(cfg, out, force=force, executor=executor))
 
 
-def _steps_overrides(values: list[str], flag: str = "--steps", example: str = "relunet=5000") -> dict[str, int]:
+def _model_overrides(values: list[str], flag: str = "--steps", example: str = "relunet=5000") -> dict[str, int]:
     out: dict[str, int] = {}
     for item in values:
         model, sep, number = item.rpartition("=")
@@ -135,7 +135,7 @@ def _runs_option(values: list[str]) -> tuple[int, dict[str, int]]:
     plain = [v for v in values if "=" not in v]
     if len(plain) > 1 or (plain and not plain[0].strip().isdigit()):
         raise DipscopeError(f"bad --runs {' '.join(values)!r}; write N, and MODEL=N for a model's own count")
-    return (int(plain[0]) if plain else 2), _steps_overrides([v for v in values if "=" in v], "--runs",
+    return (int(plain[0]) if plain else 2), _model_overrides([v for v in values if "=" in v], "--runs",
                                                              "linear-2048=1")
 
 
@@ -176,7 +176,7 @@ def experiment_denoise_table(
     all_runs, model_runs = _runs_option(runs)
     cfg = TableConfig(images=images or ["set:cbm3d9"], models=comma_list(models, "--models"), runs=all_runs,
                       model_runs=model_runs, factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
-                      profile=profile.value, steps=_steps_overrides(steps), noise_seed=noise_seed,
+                      profile=profile.value, steps=_model_overrides(steps), noise_seed=noise_seed,
                       data_dir=data_dir, device=device, precision=precision.value, baselines=baselines,
                       accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else ())
     print(run(cfg, out, force=force, report_only=report_only, executor=executor))

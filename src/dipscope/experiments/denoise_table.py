@@ -41,7 +41,7 @@ from ..plots import bars, curves
 from ..runs import Task, claim_sweep_folder, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
 from ..files import write_csv, write_text
-from ..runtime import DEVICES, PRECISIONS, device_in_words, resolve_device
+from ..runtime import PRECISIONS, check_device_name, device_in_words, resolve_device
 from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
@@ -100,8 +100,7 @@ class TableConfig:
             raise DipscopeError(f"unknown resize {self.resize!r}; choose one of {', '.join(RESIZES)}")
         if self.factor < 1:
             raise DipscopeError("--factor must be ≥ 1")
-        if self.device.split(":")[0] not in DEVICES:
-            raise DipscopeError(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
+        check_device_name(self.device)  # its availability is checked where the runs are made
         for model in self.models:
             model_choice(model, self.profile)  # an unknown model or profile fails here, before any work
         for name in self.accept_precisions:
