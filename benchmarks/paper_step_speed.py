@@ -6,6 +6,9 @@ steps (no observation in between) after a one-step warm-up fit; the step time is
 (building the network, Adam's state, the first steps' allocations) is ``t_n − n · step``. Run it
 on a quiet machine with the thread count of the sweep (one thread for a background sweep).
 
+Freed memory is kept for reuse as the ``dipscope`` command keeps it
+(:func:`dipscope.runtime.keep_freed_memory`); ``DIPSCOPE_MALLOC=system`` times glibc's default.
+
 Usage: OMP_NUM_THREADS=1 python benchmarks/paper_step_speed.py [--models dip,relunet,linear-2048] [--size 128]
 """
 
@@ -19,10 +22,10 @@ import torch
 
 from dipscope.experiments.common import model_choice
 from dipscope.fit import fit
-from dipscope.runtime import machine
+from dipscope.runtime import keep_freed_memory, machine
 
 #: (n, N) steps timed per model: enough for a stable difference, little enough to take seconds
-STEPS = {"dip": (3, 13), "relunet": (50, 300), "linear-2048": (3, 11), "linear-128": (10, 100)}
+STEPS = {"dip": (3, 13), "relunet": (50, 300), "linear-2048": (3, 23), "linear-128": (10, 100)}
 
 
 def seconds(model: str, precision: str, steps: int, size: int) -> float:
@@ -40,7 +43,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args()
-    print(f"{machine()}; {args.size}×{args.size}\n")
+    print(f"{machine()}; allocator: {keep_freed_memory()}; {args.size}×{args.size}\n")
     print("| model | precision | ms a step | setup s | a run of the paper's steps, min |")
     print("|---|---|---|---|---|")
     for model in args.models.split(","):

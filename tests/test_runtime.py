@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import platform
+import sys
+
+import pytest
 import torch
 
 from dipscope.runtime import describe_device, device_in_words, machine
@@ -21,3 +25,63 @@ def test_machine_is_this_cpu_in_the_same_words() -> None:
     words = device_in_words({**describe_device(torch.device("cpu")), "torch_threads": None})
     assert machine().startswith(words + ", ")
     assert machine().endswith(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+_ALLOCATE = """
+import resource, hashlib, torch
+from dipscope.runtime import allocator, keep_freed_memory
+print(keep_freed_memory())
+torch.manual_seed(0)
+w = torch.randn(4096, 256)
+for step in range(16):  # a 64 MiB product a step, freed before the next (above any mmap threshold)
+    if step == 12:
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    out = torch.mm(w, w.T)
+    digest = hashlib.sha256(out[::97].numpy().tobytes()).hexdigest()
+    del out
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+print(digest)
+print(allocator())
+"""
+
+
+def _allocate(env: dict[str, str]) -> tuple[str, int, str, str]:
+    """What :data:`_ALLOCATE` prints in a fresh process: the allocator applied, the page faults
+    of its last 4 steps, a digest of the last product, and the allocator recorded."""
+    import os
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", _ALLOCATE], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    applied, faults, digest, recorded = run.stdout.strip().splitlines()[-4:]
+    return applied, int(faults), digest, recorded
+
+
+glibc = pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                           reason="keep_freed_memory acts on glibc's malloc only")
+
+
+@glibc
+def test_kept_memory_is_reused_without_page_faults_and_changes_no_number() -> None:
+    """A 64 MiB tensor made and freed each step: glibc maps fresh pages for it every time (16 384
+    page faults a step), and, once freed memory is kept and the heap has settled (12 steps here),
+    reuses them; the product is bit-identical."""
+    applied, kept_faults, kept_digest, recorded = _allocate({"DIPSCOPE_MALLOC": ""})
+    assert applied == recorded == "glibc, freed memory kept"
+    off, system_faults, system_digest, recorded_off = _allocate({"DIPSCOPE_MALLOC": "system"})
+    assert off == recorded_off == "system"
+    assert system_faults >= 4 * 16384  # 4 steps of fresh pages
+    assert kept_faults < system_faults / 10
+    assert kept_digest == system_digest
+
+
+@glibc
+def test_the_users_malloc_settings_win() -> None:
+    applied, *_ = _allocate({"DIPSCOPE_MALLOC": "", "MALLOC_TRIM_THRESHOLD_": "1000000"})
+    assert applied == "system"
+
+
+def test_a_cpu_device_records_its_allocator() -> None:
+    from dipscope.runtime import allocator
+
+    assert describe_device(torch.device("cpu"))["allocator"] == allocator()

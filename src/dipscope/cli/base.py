@@ -25,7 +25,7 @@ from ..experiments.common import PROFILES
 from ..models import FAMILIES
 from ..presets import PRESETS
 from ..runs.executors import EXECUTORS, STORAGES, ExecutorOptions
-from ..runtime import PRECISIONS
+from ..runtime import PRECISIONS, keep_freed_memory
 from ..tasks import TASKS
 
 
@@ -194,8 +194,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the app and turns user errors into one line and exit status 2.
 
     SIGINT and SIGTERM interrupt a fit cleanly (:mod:`dipscope.interrupts`): the outputs reached
-    are saved and the process exits 130 (SIGINT) or 143 (SIGTERM).
+    are saved and the process exits 130 (SIGINT) or 143 (SIGTERM). Freed memory is kept for
+    reuse (:func:`dipscope.runtime.keep_freed_memory`; ``DIPSCOPE_MALLOC=system`` turns it off).
     """
+    keep_freed_memory()
     previous = interrupts.install()
     with warnings.catch_warnings():  # restores the warning printer afterwards (tests call main in-process)
         warnings.simplefilter("once")  # an image read twice (checked, then fitted) warns once
