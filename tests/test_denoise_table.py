@@ -359,3 +359,24 @@ def test_a_model_can_have_its_own_run_count(tmp_path: Path, textured_rgb: torch.
     assert runs == ["dip/house/run-0", "linear-128/house/run-0", "linear-128/house/run-1"]
     text = (out / "table.md").read_text()
     assert "3 of 3 runs finished" in text and "linear-128: 2" in text and "(n=" not in text
+
+
+def test_flushed_runs_resume_exact_ones_and_are_marked(tmp_path: Path, textured_rgb: torch.Tensor, capsys) -> None:
+    """--flush-denormals keeps the finished runs made with exact arithmetic, makes the missing
+    ones flushing subnormals to zero, records it, and the table marks those runs 'ftz'."""
+    images = _images(tmp_path, textured_rgb)[:1]
+    common = dict(images=images, models=["dip"], factor=1, profile="smoke", device="cpu", baselines=False,
+                  precision="fp32")
+    out = tmp_path / "table"
+    dt.run(dt.TableConfig(runs=1, **common), out)
+    capsys.readouterr()
+    text = dt.run(dt.TableConfig(runs=2, flush_denormals=True, **common), out)
+    assert capsys.readouterr().out.count("skipped") == 1
+    made = {p.parent.name: json.loads(p.read_text()) for p in out.glob("dip/house/run-*/run.json")}
+    assert {k: r["config"]["fit"].get("flush_denormals", False) for k, r in made.items()} == \
+        {"run-0": False, "run-1": True}
+    assert next(row for row in text.splitlines() if row.startswith("| house | dip | 2 |")).split(" | ")[3] == \
+        "fp32, fp32 ftz"
+    assert "'ftz': runs that flushed subnormal floats" in text
+    with pytest.raises(DipscopeError, match="other settings"):  # flushed runs are not exact ones
+        dt.run(dt.TableConfig(runs=2, **common), out)

@@ -85,3 +85,17 @@ def test_a_cpu_device_records_its_allocator() -> None:
     from dipscope.runtime import allocator
 
     assert describe_device(torch.device("cpu"))["allocator"] == allocator()
+
+
+def test_flushed_denormals_flush_inside_on_a_cpu_and_restore_exact_arithmetic() -> None:
+    from dipscope.runtime import flushed_denormals
+
+    tiny = torch.tensor([1e-39])  # subnormal in fp32
+    cpu = torch.device("cpu")
+    with flushed_denormals(True, cpu):
+        flushed = (tiny * 1).item()
+    assert (tiny * 1).item() > 0  # restored on leaving
+    with flushed_denormals(False, cpu):
+        assert (tiny * 1).item() > 0
+    if torch.set_flush_denormal(False) is not False:  # the CPU can flush (x86 with SSE3)
+        assert flushed == 0.0

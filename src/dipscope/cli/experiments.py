@@ -167,6 +167,10 @@ def experiment_denoise_table(
     accept_precision: str = typer.Option("", help="Comma-separated precisions whose finished runs count as done "
                                          "(the table says per cell which made it); only where their parity with "
                                          "--precision is measured (benchmarks/table_parity.py)."),
+    flush_denormals: bool = typer.Option(False, "--flush-denormals", help="On a CPU, flush subnormal floats "
+                                         "to zero in new runs (much faster where Adam's state decays into them, "
+                                         "as DIP-Linear-2048's does; the table marks those runs 'ftz'); finished "
+                                         "runs made without it count as done."),
     force: bool = opt_force("runs"),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -178,7 +182,8 @@ def experiment_denoise_table(
                       model_runs=model_runs, factor=factor, sigma=sigma, resize=resize, quantize=quantize, crop=crop,
                       profile=profile.value, steps=_model_overrides(steps), noise_seed=noise_seed,
                       data_dir=data_dir, device=device, precision=precision.value, baselines=baselines,
-                      accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else ())
+                      accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else (),
+                      flush_denormals=flush_denormals)
     print(run(cfg, out, force=force, report_only=report_only, executor=executor))
 
 

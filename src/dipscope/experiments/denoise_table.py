@@ -85,6 +85,9 @@ class TableConfig:
     #: finished runs made in these precisions count as done (each cell says which made it):
     #: only where their parity with ``precision`` was measured (``benchmarks/table_parity.py``)
     accept_precisions: Sequence[str] = ()
+    #: new runs flush subnormal floats to zero on a CPU (FitConfig.flush_denormals); finished runs
+    #: made without it count as done (each cell says which runs flushed)
+    flush_denormals: bool = False
     baselines: bool = True  # add the best Gaussian low-pass (oracle width) and, if installed, CBM3D
 
     def validate(self) -> None:
@@ -120,7 +123,7 @@ class TableConfig:
 
 def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: int, cfg: TableConfig) -> Task:
     spec, config = model_choice(model, cfg.profile)
-    config = replace(config, seed=run, device=cfg.device, precision=cfg.precision)
+    config = replace(config, seed=run, device=cfg.device, precision=cfg.precision, flush_denormals=cfg.flush_denormals)
     if model in cfg.steps:
         config = replace(config, steps=cfg.steps[model])
 
@@ -138,7 +141,8 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
                 "best_psnr": best_psnr, "best_step": best_step, "final_psnr": last["psnr"],
                 "ema_psnr": last.get("psnr_ema"), "noisy_psnr": psnr(noisy, clean, border=cfg.crop),
                 "steps": result.steps_done, "seconds": result.seconds, "n_parameters": result.n_parameters,
-                "precision": result.precision, "device": result.device, "recoveries": result.recoveries}
+                "precision": result.precision, "flush_denormals": config.flush_denormals,
+                "device": result.device, "recoveries": result.recoveries}
 
     def settings(config: FitConfig) -> dict[str, Any]:
         return {"image": name, "shape": list(clean.shape), "run": run, **describe(spec, config),
@@ -146,8 +150,11 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
                 "noise_seed": cfg.noise_seed, "crop": cfg.crop}
 
     others = [p for p in cfg.accept_precisions if p != cfg.precision]
+    accepted = [replace(config, precision=p) for p in others]
+    if config.flush_denormals:  # exact arithmetic is the reference: its finished runs count as done
+        accepted += [replace(c, flush_denormals=False) for c in [config, *accepted]]
     return Task(f"{model}/{name}/run-{run}", work, settings(config),
-                also_accept=tuple(settings(replace(config, precision=p)) for p in others))
+                also_accept=tuple(settings(c) for c in accepted))
 
 
 def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -387,12 +394,15 @@ def _provenance_text(cfg: TableConfig, images: Sequence[str],
                          " / ".join(f"{s['seconds'] / 60:.0f}" for s in runs), "; ".join(devices)])
     if not body:
         return ""
-    return "\n## How each cell was made\n\n" + markdown_table(header, body)
+    note = ("\n'ftz': runs that flushed subnormal floats to zero on the CPU (`--flush-denormals`).\n"
+            if any(s.get("flush_denormals") for runs in by_cell.values() for s in runs) else "")
+    return "\n## How each cell was made\n\n" + markdown_table(header, body) + note
 
 
 def _precisions(runs: Sequence[Mapping[str, Any]]) -> str:
-    """The precisions that made a cell's runs, e.g. ``"fp32"`` or ``"bf16, fp32"`` (a mixed cell)."""
-    return ", ".join(sorted({str(s.get("precision", "?")) for s in runs}))
+    """The precisions that made a cell's runs, e.g. ``"fp32"`` or ``"bf16, fp32"`` (a mixed cell);
+    ``fp32 ftz`` for runs that flushed subnormal floats to zero."""
+    return ", ".join(sorted({str(s.get("precision", "?")) + (" ftz" if s.get("flush_denormals") else "") for s in runs}))
 
 
 def _settings_text(cfg: TableConfig, tasks: Sequence[Task]) -> str:

@@ -22,6 +22,7 @@ from ..runtime import (
     compute_dtype,
     derive_seed,
     describe_device,
+    flushed_denormals,
     resolve_device,
     resolve_precision,
 )
@@ -364,13 +365,14 @@ class GroupFit:
             for cb in book.callbacks:
                 cb.on_start(self.state_of(r, 0, float("nan"), None))
         try:
-            for step in range(self.config.steps):
-                if self.stop_event is not None and self.stop_event.is_set():
-                    raise KeyboardInterrupt
-                if self.step(step):
-                    break
-            else:
-                step = self.config.steps
+            with flushed_denormals(self.config.flush_denormals, self.device):
+                for step in range(self.config.steps):
+                    if self.stop_event is not None and self.stop_event.is_set():
+                        raise KeyboardInterrupt
+                    if self.step(step):
+                        break
+                else:
+                    step = self.config.steps
         except KeyboardInterrupt:
             interrupted = True
             if self.stop_event is not None:
