@@ -82,7 +82,7 @@ case "${1:-}" in
     SWEEP=$HERE
     [ -d results/denoise-table/paper-area-x4 ] && table paper-area-x4 --resize area --precision bf16 --accept-precision fp32 \
       --models dip,linear-128,linear-2048,linear-2048:lr=1e-4,relunet --runs 2 --runs linear-2048=1 \
-      --runs linear-2048:lr=1e-4=1 --report-only | grep -E "runs finished|^\| \*\*mean"
+      --runs linear-2048:lr=1e-4=1 --flush-denormals --report-only | grep -E "runs finished|^\| \*\*mean"
     [ -d results/denoise-table/paper-antialias-x4/dip ] && table paper-antialias-x4 --resize antialias --precision bf16 \
       --models dip --runs 1 --report-only | grep -E "runs finished|^\| \*\*mean"
     true ;;
