@@ -1,92 +1,167 @@
 #!/usr/bin/env bash
 # The denoising table at the study's full settings on a CPU: background sweeps that resume
 # across sessions, run from a separate clone at a fixed commit (edits to this tree do not change
-# a running sweep), one torch thread per process, two processes (one per core), nice.
+# a running sweep), one torch thread per process, two queues (one per core), nice.
 #
 #   bash benchmarks/denoise_table_cpu.sh start [COMMIT]  # clone at COMMIT (default HEAD) unless there is one; start both queues
-#   bash benchmarks/denoise_table_cpu.sh status          # what runs, what is finished
-#   bash benchmarks/denoise_table_cpu.sh collect         # copy the finished runs into results/ and rebuild the tables
-#   bash benchmarks/denoise_table_cpu.sh stop            # stop the queues (the runs under way are lost; finished ones stay)
+#   bash benchmarks/denoise_table_cpu.sh status          # what runs, what is claimed, how many runs of each kind are finished
+#   bash benchmarks/denoise_table_cpu.sh collect         # copy the finished runs into this tree's results/ and rebuild the tables
+#   bash benchmarks/denoise_table_cpu.sh stop            # stop the queues and wait for them (runs under way are lost; finished ones stay)
 #
 # SWEEP (default ../dipscope-sweep) is the clone; DIPSCOPE_DATA (default ../shared/data/images)
 # holds the nine images; PYTHON (default .venv/bin/python of this tree) runs the clone's src/;
 # OUTDIR (default results/denoise-table, inside the clone) and PROFILE (default paper) may be
-# changed to try the script in seconds (PROFILE=smoke OUTDIR=/tmp/table SWEEP=/tmp/sweep).
-# Queue 1 fits ReLUNet, image by image (two runs each); queue 2 fits DIP-Linear-2048 at the
-# study's lr (flushing subnormal floats, which its collapse otherwise makes 7× slower), DIP on `antialias` pairs, DIP-Linear-2048 at lr 1e-4, then takes ReLUNet images
-# from the other end. An image's ReLUNet runs are claimed (mkdir, atomic) by one queue only.
-# Finished runs are skipped, so `start` after a stop or a lost session resumes where it was.
+# changed to try the script in seconds (PROFILE=smoke OUTDIR=/tmp/table SWEEP=/tmp/sweep
+# SWEEP_IMAGES="house f16").
+# DEADLINE (epoch seconds, e.g. $(date -d 09:30 +%s): when the session ends) makes a queue start
+# only the tasks whose estimated minutes (MINUTES_<kind>) end before it, so no run is cut off.
+#
+# The work is one ordered list of tasks, one run each; both queues take the first task that is
+# neither finished nor claimed (mkdir, atomic; the claim holds the queue's pid, and `start` drops
+# claims whose process is gone). Run N of an image waits until its run N−1 is finished, so the
+# queues finish cells rather than start them. In order:
+#   relunet      ReLUNet, `area`, fp32 (its bf16 fails parity), two runs an image
+#   linear-2048  DIP-Linear-2048 at the study's lr 1e-3, fp32, subnormals flushed (its collapse
+#                otherwise makes Adam's step 7× slower), one run
+#   antialias    DIP on `antialias` pairs, bf16 (parity measured for DIP), one run: item 3's third resize
+#   lr1e-4       DIP-Linear-2048 at our lr 1e-4, fp32, subnormals flushed, one run
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=${SWEEP:-$HERE/../dipscope-sweep}
 DATA=${DIPSCOPE_DATA:-$HERE/../shared/data/images}
 PYTHON=${PYTHON:-$HERE/.venv/bin/python}
-IMAGES=(house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12)
 OUTDIR=${OUTDIR:-results/denoise-table}
-PAPER=(--profile "${PROFILE:-paper}" --device cpu --threads 1)
+PROFILE=${PROFILE:-paper}
+DEADLINE=${DEADLINE:-}
+IMAGES=(${SWEEP_IMAGES:-house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12})
+KINDS=(relunet linear-2048 antialias lr1e-4)
 
-table() {  # table OUT ARGS… — one resumable denoise-table sweep over the nine images, from the clone
-  local out=$1; shift
-  (cd "$SWEEP" && OMP_NUM_THREADS=1 PYTHONPATH="$SWEEP/src" PYTHONUNBUFFERED=1 nice "$PYTHON" -m dipscope.cli \
-     experiment denoise-table "${paths[@]}" --out "$OUTDIR/$out" "${PAPER[@]}" "$@")
+kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTES and ARGS for a kind of task
+  case $1 in
+    relunet)     TABLE=paper-area-x4 MODEL=relunet RUNS=2 MINUTES=${MINUTES_relunet:-50}
+                 ARGS=(--resize area --precision fp32) ;;
+    linear-2048) TABLE=paper-area-x4 MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-20}
+                 ARGS=(--resize area --precision fp32 --flush-denormals) ;;
+    antialias)   TABLE=paper-antialias-x4 MODEL=dip RUNS=1 MINUTES=${MINUTES_antialias:-12}
+                 ARGS=(--resize antialias --precision bf16) ;;
+    lr1e-4)      TABLE=paper-area-x4 MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
+                 ARGS=(--resize area --precision fp32 --flush-denormals) ;;
+    *) echo "unknown kind $1" >&2; return 1 ;;
+  esac
 }
 
-relunet() {  # relunet IMAGE… — the ReLUNet runs of each image not claimed by the other queue
-  local image
-  for image in "$@"; do
-    mkdir "$SWEEP/.claims/relunet-$image" 2>/dev/null || continue
-    (paths=("$DATA/$image.png"); table paper-area-x4 --models relunet --runs 2 --resize area --precision fp32)
+finished() {  # finished KIND IMAGE RUN — the run's run.json is in the clone
+  kind "$1" && [ -f "$SWEEP/$OUTDIR/$TABLE/$MODEL/$2/run-$3/run.json" ]
+}
+
+claim() {  # claim TASK — true for the one queue whose mkdir made the claim
+  mkdir "$SWEEP/.claims/$1" 2>/dev/null && echo $$ > "$SWEEP/.claims/$1/pid"
+}
+
+fits() {  # fits MINUTES — no deadline, or the task ends before it
+  [ -z "$DEADLINE" ] || [ $(( $(date +%s) + $1 * 60 )) -le "$DEADLINE" ]
+}
+
+next_task() {  # prints and claims the first task this queue may start: "KIND IMAGE RUN"
+  local k image run
+  for k in "${KINDS[@]}"; do
+    kind "$k"
+    for image in "${IMAGES[@]}"; do
+      for (( run = 0; run < RUNS; run++ )); do
+        finished "$k" "$image" "$run" && continue
+        (( run > 0 )) && ! finished "$k" "$image" $(( run - 1 )) && break
+        kind "$k"; fits "$MINUTES" || break
+        claim "$k-$image-run$run" && { echo "$k $image $run"; return 0; }
+      done
+    done
   done
+  return 1
 }
 
-queue1() { relunet "${IMAGES[@]}"; }
-
-queue2() {
-  table paper-area-x4 --models linear-2048 --runs 1 --resize area --precision fp32 --flush-denormals
-  table paper-antialias-x4 --models dip --runs 1 --resize antialias --precision bf16
-  table paper-area-x4 --models linear-2048:lr=1e-4 --runs 1 --resize area --precision fp32 --flush-denormals
-  local reversed=() i
-  for (( i=${#IMAGES[@]}-1; i>=0; i-- )); do reversed+=("${IMAGES[i]}"); done
-  relunet "${reversed[@]}"
+run_task() {  # run_task KIND IMAGE RUN — the denoise-table command for that one run (earlier runs are finished)
+  kind "$1"
+  echo "$(date -u +%FT%TZ) start $1 $2 run $3"
+  (cd "$SWEEP" && OMP_NUM_THREADS=1 PYTHONPATH="$SWEEP/src" PYTHONUNBUFFERED=1 nice "$PYTHON" -m dipscope.cli \
+     experiment denoise-table "$DATA/$2.png" --out "$OUTDIR/$TABLE" --models "$MODEL" --runs $(( $3 + 1 )) \
+     "${ARGS[@]}" --profile "$PROFILE" --device cpu --threads 1)
+  local rc=$?
+  echo "$(date -u +%FT%TZ) end $1 $2 run $3: exit $rc"
 }
 
-paths=()
-for image in "${IMAGES[@]}"; do paths+=("$DATA/$image.png"); done
+queue() {
+  local task
+  while task=$(next_task); do run_task $task; done
+  echo "$(date -u +%FT%TZ) nothing left that this queue may start${DEADLINE:+ before the deadline}"
+}
+
+alive() {  # alive PIDFILE — its process lives
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
 
 case "${1:-}" in
   start)
-    [ -d "$SWEEP" ] || { git clone -q "$HERE" "$SWEEP" && git -C "$SWEEP" checkout -q "${2:-HEAD}"; } || exit 1
-    rm -rf "$SWEEP/.claims"; mkdir -p "$SWEEP/.claims" "$SWEEP/logs"
-    echo "sweep clone $SWEEP at $(git -C "$SWEEP" log --oneline -1)"
-    export -f table relunet queue1 queue2; export SWEEP DATA PYTHON OUTDIR
+    for pid in "$SWEEP"/logs/queue*.pid; do
+      alive "$pid" && { echo "error: a queue still runs ($pid); '$0 stop' first" >&2; exit 2; }
+    done
+    if [ -d "$SWEEP" ]; then
+      [ -n "${2:-}" ] && [ "$(git -C "$SWEEP" rev-parse HEAD)" != "$(git -C "$HERE" rev-parse "$2")" ] &&
+        echo "warning: the clone $SWEEP is at $(git -C "$SWEEP" rev-parse --short HEAD), not $2 (remove it to re-clone)" >&2
+    else
+      git clone -q "$HERE" "$SWEEP" && git -C "$SWEEP" checkout -q "${2:-HEAD}" || exit 1
+    fi
+    "$PYTHON" -c "import sys; sys.path.insert(0, '$SWEEP/src'); from dipscope.fit import FitConfig; FitConfig.flush_denormals" 2>/dev/null ||
+      { echo "error: the clone's dipscope has no FitConfig.flush_denormals (made before 81e96aa)" >&2; exit 2; }
+    mkdir -p "$SWEEP/.claims" "$SWEEP/logs"
+    for c in "$SWEEP"/.claims/*; do  # a claim whose process is gone (a stopped queue, a lost session) is free again
+      [ -d "$c" ] && ! alive "$c/pid" && rm -rf "$c"
+    done
+    cp "$0" "$SWEEP/logs/queue.sh"  # the queues read this copy: editing the script does not disturb them
+    echo "sweep clone $SWEEP at $(git -C "$SWEEP" log --oneline -1)${DEADLINE:+; deadline $(date -u -d "@$DEADLINE" +%TZ)}"
     for q in 1 2; do
-      # arrays do not cross `export`: each queue rebuilds them from this script's definitions
-      setsid nohup bash -c "$(declare -p IMAGES PAPER paths); queue$q" > "$SWEEP/logs/queue$q.log" 2>&1 < /dev/null &
+      SWEEP=$SWEEP DIPSCOPE_DATA=$DATA PYTHON=$PYTHON OUTDIR=$OUTDIR PROFILE=$PROFILE DEADLINE=$DEADLINE \
+        SWEEP_IMAGES="${IMAGES[*]}" \
+        setsid nohup bash "$SWEEP/logs/queue.sh" queue >> "$SWEEP/logs/queue$q.log" 2>&1 < /dev/null &
       echo $! > "$SWEEP/logs/queue$q.pid"  # setsid: the queue's own process group
       echo "queue $q: process group $!, log $SWEEP/logs/queue$q.log"
     done ;;
+  queue) queue ;;
   status)
-    pgrep -af "dipscope.cli experiment denoise-table" | sed -E "s@ [^ ]*\.png@@g; s@ .*(--out [^ ]*).*(--models [^ ]*).*@ \1 \2@"
+    for c in "$SWEEP"/.claims/*; do
+      [ -d "$c" ] && alive "$c/pid" && ! finished $(basename "$c" | sed -E 's/-(house|f16|baboon|lena|peppers|kodim[0-9]+)-run([0-9]+)$/ \1 \2/') &&
+        echo "running: $(basename "$c") (pid $(cat "$c/pid"))"
+    done
+    for k in "${KINDS[@]}"; do
+      kind "$k"; n=0
+      for image in "${IMAGES[@]}"; do for (( run = 0; run < RUNS; run++ )); do finished "$k" "$image" $run && n=$((n + 1)); done; done
+      echo "$k: $n of $(( ${#IMAGES[@]} * RUNS )) runs finished ($TABLE/$MODEL)"
+    done
     tail -n 2 "$SWEEP"/logs/queue*.log 2>/dev/null ;;
   collect)
     cd "$HERE" || exit 1
-    for run in "$SWEEP"/results/denoise-table/paper-*-x4/*/*/run-*; do  # the clone's results/ into this tree's
-      [ -f "$run/run.json" ] || continue
-      rel=${run#"$SWEEP"/}
-      [ -e "$rel" ] && continue
-      mkdir -p "$(dirname "$rel")" && cp -r "$run" "$rel" && echo "collected $rel"
+    for run in "$SWEEP/$OUTDIR"/paper-*-x4/*/*/run-*; do  # the clone's finished runs into this tree
+      [[ $(basename "$run") =~ ^run-[0-9]+$ ]] && [ -f "$run/run.json" ] || continue
+      rel=$OUTDIR/${run#"$SWEEP/$OUTDIR"/}
+      [ -f "$rel/run.json" ] && continue
+      rm -rf "$rel"; mkdir -p "$(dirname "$rel")" && cp -r "$run" "$rel" && echo "collected $rel"
     done
-    for inputs in "$SWEEP"/results/denoise-table/paper-*-x4/inputs; do
-      rel=${inputs#"$SWEEP"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
+    for inputs in "$SWEEP/$OUTDIR"/paper-*-x4/inputs; do
+      rel=$OUTDIR/${inputs#"$SWEEP/$OUTDIR"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
     done
-    SWEEP=$HERE
-    [ -d results/denoise-table/paper-area-x4 ] && table paper-area-x4 --resize area --precision bf16 --accept-precision fp32 \
-      --models dip,linear-128,linear-2048,linear-2048:lr=1e-4,relunet --runs 2 --runs linear-2048=1 \
-      --runs linear-2048:lr=1e-4=1 --flush-denormals --report-only | grep -E "runs finished|^\| \*\*mean"
-    [ -d results/denoise-table/paper-antialias-x4/dip ] && table paper-antialias-x4 --resize antialias --precision bf16 \
-      --models dip --runs 1 --report-only | grep -E "runs finished|^\| \*\*mean"
+    report() { OMP_NUM_THREADS=1 "$PYTHON" -m dipscope.cli experiment denoise-table "${paths[@]}" --profile "$PROFILE" \
+                 --device cpu --threads 1 --report-only "$@" | grep -E "runs finished|^\| \*\*mean"; }
+    paths=(); for image in "${IMAGES[@]}"; do paths+=("$DATA/$image.png"); done
+    [ -d "$OUTDIR/paper-area-x4" ] && report --out "$OUTDIR/paper-area-x4" --resize area --precision bf16 \
+      --accept-precision fp32 --models dip,linear-128,linear-2048,linear-2048:lr=1e-4,relunet --runs 2 \
+      --runs linear-2048=1 --runs linear-2048:lr=1e-4=1 --flush-denormals
+    [ -d "$OUTDIR/paper-antialias-x4/dip" ] && report --out "$OUTDIR/paper-antialias-x4" --resize antialias \
+      --precision bf16 --models dip --runs 1
     true ;;
   stop)
-    for pid in "$SWEEP"/logs/queue*.pid; do [ -f "$pid" ] && kill -TERM -- "-$(cat "$pid")" 2>/dev/null; rm -f "$pid"; done; true ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+    for pid in "$SWEEP"/logs/queue*.pid; do
+      [ -f "$pid" ] || continue
+      kill -TERM -- "-$(cat "$pid")" 2>/dev/null
+      while alive "$pid"; do sleep 1; done  # the run under way writes nothing half-done; wait for it to go
+      rm -f "$pid"
+    done; true ;;
+  *) sed -n '2,27p' "$0"; exit 2 ;;
 esac
