@@ -380,3 +380,16 @@ def test_flushed_runs_resume_exact_ones_and_are_marked(tmp_path: Path, textured_
     assert "'ftz': runs that flushed subnormal floats" in text
     with pytest.raises(DipscopeError, match="other settings"):  # flushed runs are not exact ones
         dt.run(dt.TableConfig(runs=2, **common), out)
+    report = dt.run(dt.TableConfig(runs=2, **common), out, report_only=True)  # a report reads both
+    assert "2 of 2 runs finished" in report and "fp32, fp32 ftz" in report
+
+
+def test_flush_denormals_is_refused_before_any_fit_where_it_cannot_flush(tmp_path: Path, textured_rgb: torch.Tensor,
+                                                                         monkeypatch) -> None:
+    monkeypatch.setattr(dt, "can_flush_denormals", lambda device: False)  # as on a GPU, or a CPU without FTZ
+    out = tmp_path / "table"
+    with pytest.raises(DipscopeError, match="--flush-denormals needs a CPU"):
+        dt.run(dt.TableConfig(images=_images(tmp_path, textured_rgb)[:1], models=["dip"], runs=1, factor=1,
+                              profile="smoke", device="cpu", baselines=False, precision="fp32",
+                              flush_denormals=True), out)
+    assert not out.exists()

@@ -99,3 +99,23 @@ def test_flushed_denormals_flush_inside_on_a_cpu_and_restore_exact_arithmetic() 
         assert (tiny * 1).item() > 0
     if torch.set_flush_denormal(False) is not False:  # the CPU can flush (x86 with SSE3)
         assert flushed == 0.0
+
+
+def test_flushed_denormals_says_whether_it_flushes_and_restores_the_previous_mode() -> None:
+    from dipscope.runtime import can_flush_denormals, denormals_flushed, flushed_denormals
+
+    cpu = torch.device("cpu")
+    assert not denormals_flushed()
+    assert not can_flush_denormals(torch.device("cuda")) and not denormals_flushed()
+    with flushed_denormals(False, cpu) as applied:
+        assert applied is False
+    with flushed_denormals(True, torch.device("cuda")) as applied:  # off the CPU nothing happens
+        assert applied is False and not denormals_flushed()
+    if not can_flush_denormals(cpu):
+        pytest.skip("this CPU cannot flush subnormal floats")
+    assert not denormals_flushed()  # the probe left the mode as it was
+    with flushed_denormals(True, cpu) as outer:
+        with flushed_denormals(True, cpu) as inner:
+            assert outer and inner and denormals_flushed()
+        assert denormals_flushed()  # leaving the inner context keeps the outer one's mode
+    assert not denormals_flushed()

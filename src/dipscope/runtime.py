@@ -87,23 +87,44 @@ def autocast(precision: str, device: torch.device, cache: bool = True) -> Contex
     return nullcontext()
 
 
-@contextmanager
-def flushed_denormals(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Within: on a CPU, subnormal floats (|x| < 1.2e-38 in fp32) are flushed to zero.
+def denormals_flushed() -> bool:
+    """True when the calling thread flushes subnormal floats to zero (a probe: 1e-39 × 1 in fp32)."""
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
 
-    ``torch.set_flush_denormal`` sets the FTZ/DAZ bits of the calling thread (torch's own
-    worker threads follow it); x86 CPUs spend ~100 cycles on an operation with a subnormal
-    operand: fused Adam over 8 M subnormal values took 157–227 ms against 6 ms (one thread,
-    ``benchmarks/RESULTS.md``). Nothing happens when ``enabled`` is false, off the CPU, or where
-    the CPU cannot flush; the default (no flushing) is restored on leaving.
+
+def can_flush_denormals(device: torch.device) -> bool:
+    """True when fits on ``device`` can flush subnormal floats to zero: a CPU whose FTZ/DAZ bits
+    torch can set (x86 with SSE3; ``torch.set_flush_denormal`` says)."""
+    if device.type != "cpu":
+        return False
+    before = denormals_flushed()
+    supported = torch.set_flush_denormal(True)
+    torch.set_flush_denormal(before)
+    return supported
+
+
+@contextmanager
+def flushed_denormals(enabled: bool, device: torch.device) -> Iterator[bool]:
+    """Within: on a CPU, subnormal floats (|x| < 1.2e-38 in fp32) are flushed to zero; yields
+    whether they are.
+
+    x86 CPUs spend ~100 cycles on an operation with a subnormal operand: fused Adam over 8 M
+    subnormal values took 157–227 ms against 6 ms (one thread, ``benchmarks/RESULTS.md``).
+    ``torch.set_flush_denormal`` sets the FTZ/DAZ bits of the *calling thread* only: torch's
+    intra-op worker threads started before it keep their own mode (threads started after it
+    inherit it), so with more than one torch thread part of the arithmetic may not be flushed
+    (the numbers stay exact there, the speed-up is smaller). The sweeps that use it run one
+    thread. Nothing happens when ``enabled`` is false, off the CPU, or where the CPU cannot
+    flush; the thread's previous mode is restored on leaving.
     """
+    before = denormals_flushed() if enabled and device.type == "cpu" else False
     if not enabled or device.type != "cpu" or not torch.set_flush_denormal(True):
-        yield
+        yield before
         return
     try:
-        yield
+        yield True
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(before)
 
 
 def cpu_model() -> str:

@@ -170,7 +170,8 @@ def experiment_denoise_table(
     flush_denormals: bool = typer.Option(False, "--flush-denormals", help="On a CPU, flush subnormal floats "
                                          "to zero in new runs (much faster where Adam's state decays into them, "
                                          "as DIP-Linear-2048's does; the table marks those runs 'ftz'); finished "
-                                         "runs made without it count as done."),
+                                         "runs made without it count as done; refused off the CPU. --report-only reads "
+                                         "flushed and exact runs alike."),
     force: bool = opt_force("runs"),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:

@@ -56,7 +56,9 @@ class FitConfig:
         has all but vanished decays into subnormal numbers, which x86 CPUs process ~30× slower:
         DIP-Linear-2048 after its collapse at lr 1e-3 ran 3.75 s a step instead of 0.53. Values
         that small change no image (Adam divides by √v + 1e-8), but the arithmetic is no longer
-        bit-identical, so it is off by default and recorded.
+        bit-identical, so it is off by default and recorded. Refused (before the first step)
+        where it cannot apply: off the CPU, or a CPU torch cannot set to flush. With more than one
+        torch thread, worker threads started earlier do not flush (exact there, less speed-up).
     seed : seeds the weights, the input and all noise of the fit.
     """
 
