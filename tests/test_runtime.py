@@ -79,6 +79,8 @@ def test_kept_memory_is_reused_without_page_faults_and_changes_no_number() -> No
 def test_the_users_malloc_settings_win() -> None:
     applied, *_ = _allocate({"DIPSCOPE_MALLOC": "", "MALLOC_TRIM_THRESHOLD_": "1000000"})
     assert applied == "system"
+    applied, *_ = _allocate({"DIPSCOPE_MALLOC": "", "GLIBC_TUNABLES": "glibc.malloc.mmap_max=8"})
+    assert applied == "system"
 
 
 def test_a_cpu_device_records_its_allocator() -> None:

@@ -157,8 +157,10 @@ def keep_freed_memory() -> str:
     (``benchmarks/RESULTS.md``). The price: the process holds on to its peak memory until it ends.
 
     The ``dipscope`` command calls this once at start; a program that uses the library can.
-    Nothing happens off glibc (macOS, Windows, musl), when ``DIPSCOPE_MALLOC=system``, or when
-    the user set ``MALLOC_MMAP_MAX_`` or ``MALLOC_TRIM_THRESHOLD_`` (theirs win).
+    Nothing happens off glibc (macOS, Windows, musl), when ``DIPSCOPE_MALLOC=system``, when the
+    user set ``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_`` or a ``glibc.malloc`` tunable in
+    ``GLIBC_TUNABLES`` (theirs win), or when ``LD_PRELOAD`` puts another allocator (jemalloc,
+    tcmalloc, mimalloc) in glibc's place: glibc's settings would not reach it.
 
     Returns
     -------
@@ -168,7 +170,8 @@ def keep_freed_memory() -> str:
     if _ALLOCATOR[0] != "system":
         return _ALLOCATOR[0]
     if os.environ.get("DIPSCOPE_MALLOC", "").lower() == "system" or \
-            {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
+            {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ) or \
+            "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "") or "malloc" in os.environ.get("LD_PRELOAD", ""):
         return "system"
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return "system"
