@@ -33,21 +33,22 @@ from dipscope.runtime import allocator, keep_freed_memory
 print(keep_freed_memory())
 torch.manual_seed(0)
 w = torch.randn(4096, 256)
+faults = []
 for step in range(16):  # a 64 MiB product a step, freed before the next (above any mmap threshold)
-    if step == 12:
-        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     out = torch.mm(w, w.T)
     digest = hashlib.sha256(out[::97].numpy().tobytes()).hexdigest()
     del out
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+print(min(faults[8:]))
 print(digest)
 print(allocator())
 """
 
 
 def _allocate(env: dict[str, str]) -> tuple[str, int, str, str]:
-    """What :data:`_ALLOCATE` prints in a fresh process: the allocator applied, the page faults
-    of its last 4 steps, a digest of the last product, and the allocator recorded."""
+    """What :data:`_ALLOCATE` prints in a fresh process: the allocator applied, the fewest page
+    faults of one of its last 8 steps, a digest of the last product, and the allocator recorded."""
     import os
     import subprocess
 
@@ -64,13 +65,14 @@ glibc = pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.li
 @glibc
 def test_kept_memory_is_reused_without_page_faults_and_changes_no_number() -> None:
     """A 64 MiB tensor made and freed each step: glibc maps fresh pages for it every time (16 384
-    page faults a step), and, once freed memory is kept and the heap has settled (12 steps here),
-    reuses them; the product is bit-identical."""
+    page faults a step), and, once freed memory is kept, reuses them (the heap may still grow
+    once in a while, as small blocks take part of the freed hole: the quietest of 8 steps is
+    compared); the product is bit-identical."""
     applied, kept_faults, kept_digest, recorded = _allocate({"DIPSCOPE_MALLOC": ""})
     assert applied == recorded == "glibc, freed memory kept"
     off, system_faults, system_digest, recorded_off = _allocate({"DIPSCOPE_MALLOC": "system"})
     assert off == recorded_off == "system"
-    assert system_faults >= 4 * 16384  # 4 steps of fresh pages
+    assert system_faults >= 16384  # every step touches fresh pages
     assert kept_faults < system_faults / 10
     assert kept_digest == system_digest
 
