@@ -25,6 +25,8 @@
 #                otherwise makes Adam's step 7× slower), one run
 #   antialias    DIP on `antialias` pairs, bf16 (parity measured for DIP), one run: item 3's third resize
 #   lr1e-4       DIP-Linear-2048 at our lr 1e-4, fp32, subnormals flushed, one run
+#   ftz-parity   DIP-Linear-2048 at lr 1e-3 on house and f16, flushed, into paper-area-x4-ftz/: its
+#                curve beside the exact runs of paper-area-x4/ (benchmarks/table_parity.py)
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=${SWEEP:-$HERE/../dipscope-sweep}
@@ -34,7 +36,7 @@ OUTDIR=${OUTDIR:-results/denoise-table}
 PROFILE=${PROFILE:-paper}
 DEADLINE=${DEADLINE:-}
 IMAGES=(${SWEEP_IMAGES:-house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12})
-KINDS=(relunet linear-2048 antialias lr1e-4)
+KINDS=(relunet linear-2048 antialias lr1e-4 ftz-parity)
 
 kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTES and ARGS for a kind of task
   case $1 in
@@ -46,6 +48,8 @@ kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTE
                  ARGS=(--resize antialias --precision bf16) ;;
     lr1e-4)      TABLE=paper-area-x4 MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
                  ARGS=(--resize area --precision fp32 --flush-denormals) ;;
+    ftz-parity)  TABLE=paper-area-x4-ftz MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-20}
+                 ARGS=(--resize area --precision fp32 --flush-denormals --no-baselines) ;;
     *) echo "unknown kind $1" >&2; return 1 ;;
   esac
 }
@@ -66,7 +70,7 @@ next_task() {  # prints and claims the first task this queue may start: "KIND IM
   local k image run
   for k in "${KINDS[@]}"; do
     kind "$k"
-    for image in "${IMAGES[@]}"; do
+    for image in $(images_of "$k"); do
       for (( run = 0; run < RUNS; run++ )); do
         finished "$k" "$image" "$run" && continue
         (( run > 0 )) && ! finished "$k" "$image" $(( run - 1 )) && break
@@ -76,6 +80,10 @@ next_task() {  # prints and claims the first task this queue may start: "KIND IM
     done
   done
   return 1
+}
+
+images_of() {  # images_of KIND — the images a kind of task covers
+  if [ "$1" = ftz-parity ]; then echo house f16; else echo "${IMAGES[@]}"; fi
 }
 
 run_task() {  # run_task KIND IMAGE RUN — the denoise-table command for that one run (earlier runs are finished)
@@ -132,19 +140,20 @@ case "${1:-}" in
     done
     for k in "${KINDS[@]}"; do
       kind "$k"; n=0
-      for image in "${IMAGES[@]}"; do for (( run = 0; run < RUNS; run++ )); do finished "$k" "$image" $run && n=$((n + 1)); done; done
-      echo "$k: $n of $(( ${#IMAGES[@]} * RUNS )) runs finished ($TABLE/$MODEL)"
+      images=($(images_of "$k"))
+      for image in "${images[@]}"; do for (( run = 0; run < RUNS; run++ )); do finished "$k" "$image" $run && n=$((n + 1)); done; done
+      echo "$k: $n of $(( ${#images[@]} * RUNS )) runs finished ($TABLE/$MODEL)"
     done
     tail -n 2 "$SWEEP"/logs/queue*.log 2>/dev/null ;;
   collect)
     cd "$HERE" || exit 1
-    for run in "$SWEEP/$OUTDIR"/paper-*-x4/*/*/run-*; do  # the clone's finished runs into this tree
+    for run in "$SWEEP/$OUTDIR"/paper-*/*/*/run-*; do  # the clone's finished runs into this tree
       [[ $(basename "$run") =~ ^run-[0-9]+$ ]] && [ -f "$run/run.json" ] || continue
       rel=$OUTDIR/${run#"$SWEEP/$OUTDIR"/}
       [ -f "$rel/run.json" ] && continue
       rm -rf "$rel"; mkdir -p "$(dirname "$rel")" && cp -r "$run" "$rel" && echo "collected $rel"
     done
-    for inputs in "$SWEEP/$OUTDIR"/paper-*-x4/inputs; do
+    for inputs in "$SWEEP/$OUTDIR"/paper-*/inputs; do
       rel=$OUTDIR/${inputs#"$SWEEP/$OUTDIR"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
     done
     report() { OMP_NUM_THREADS=1 "$PYTHON" -m dipscope.cli experiment denoise-table "${paths[@]}" --profile "$PROFILE" \
@@ -163,5 +172,5 @@ case "${1:-}" in
       while alive "$pid"; do sleep 1; done  # the run under way writes nothing half-done; wait for it to go
       rm -f "$pid"
     done; true ;;
-  *) sed -n '2,27p' "$0"; exit 2 ;;
+  *) sed -n '2,29p' "$0"; exit 2 ;;
 esac
