@@ -11,10 +11,11 @@
 # SWEEP (default ../dipscope-sweep) is the clone; DIPSCOPE_DATA (default ../shared/data/images)
 # holds the nine images; PYTHON (default .venv/bin/python of this tree) runs the clone's src/;
 # OUTDIR (default results/denoise-table, inside the clone) and PROFILE (default paper) may be
-# changed to try the script in seconds (PROFILE=smoke OUTDIR=/tmp/table SWEEP=/tmp/sweep
+# changed to try the script in seconds (PROFILE=smoke OUTDIR=results/smoke SWEEP=/tmp/sweep
 # SWEEP_IMAGES="house f16").
 # DEADLINE (epoch seconds, e.g. $(date -d 09:30 +%s): when the session ends) makes a queue start
-# only the tasks whose estimated minutes (MINUTES_<kind>) end before it, so no run is cut off.
+# only the tasks whose estimated minutes end before it, so no run is cut off (MINUTES_relunet,
+# MINUTES_linear_2048 — also the ftz pair's —, MINUTES_antialias, MINUTES_lr1e_4; whole minutes).
 #
 # The work is one ordered list of tasks, one run each; both queues take the first task that is
 # neither finished nor claimed (mkdir, atomic; the claim holds the queue's pid, and `start` drops
@@ -29,10 +30,11 @@
 #                curve beside the exact runs of paper-area-x4/ (benchmarks/table_parity.py)
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-SWEEP=${SWEEP:-$HERE/../dipscope-sweep}
-DATA=${DIPSCOPE_DATA:-$HERE/../shared/data/images}
-PYTHON=${PYTHON:-$HERE/.venv/bin/python}
-OUTDIR=${OUTDIR:-results/denoise-table}
+SWEEP=$(realpath -m "${SWEEP:-$HERE/../dipscope-sweep}")
+DATA=$(realpath -m "${DIPSCOPE_DATA:-$HERE/../shared/data/images}")
+PYTHON=$(realpath -ms "${PYTHON:-$HERE/.venv/bin/python}")
+OUTDIR=${OUTDIR:-results/denoise-table}  # relative: inside the clone (and, for collect, this tree)
+case $OUTDIR in /*) OUT=$OUTDIR ;; *) OUT=$SWEEP/$OUTDIR ;; esac
 PROFILE=${PROFILE:-paper}
 DEADLINE=${DEADLINE:-}
 IMAGES=(${SWEEP_IMAGES:-house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12})
@@ -40,7 +42,7 @@ KINDS=(relunet linear-2048 antialias lr1e-4 ftz-parity)
 
 kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTES and ARGS for a kind of task
   case $1 in
-    relunet)     TABLE=paper-area-x4 MODEL=relunet RUNS=2 MINUTES=${MINUTES_relunet:-50}
+    relunet)     TABLE=paper-area-x4 MODEL=relunet RUNS=2 MINUTES=${MINUTES_relunet:-56}
                  ARGS=(--resize area --precision fp32) ;;
     linear-2048) TABLE=paper-area-x4 MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-20}
                  ARGS=(--resize area --precision fp32 --flush-denormals) ;;
@@ -55,7 +57,7 @@ kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTE
 }
 
 finished() {  # finished KIND IMAGE RUN — the run's run.json is in the clone
-  kind "$1" && [ -f "$SWEEP/$OUTDIR/$TABLE/$MODEL/$2/run-$3/run.json" ]
+  kind "$1" && [ -f "$OUT/$TABLE/$MODEL/$2/run-$3/run.json" ]
 }
 
 claim() {  # claim TASK — true for the one queue whose mkdir made the claim
@@ -90,9 +92,11 @@ run_task() {  # run_task KIND IMAGE RUN — the denoise-table command for that o
   kind "$1"
   echo "$(date -u +%FT%TZ) start $1 $2 run $3"
   (cd "$SWEEP" && OMP_NUM_THREADS=1 PYTHONPATH="$SWEEP/src" PYTHONUNBUFFERED=1 nice "$PYTHON" -m dipscope.cli \
-     experiment denoise-table "$DATA/$2.png" --out "$OUTDIR/$TABLE" --models "$MODEL" --runs $(( $3 + 1 )) \
+     experiment denoise-table "$DATA/$2.png" --out "$OUT/$TABLE" --models "$MODEL" --runs $(( $3 + 1 )) \
      "${ARGS[@]}" --profile "$PROFILE" --device cpu --threads 1)
   local rc=$?
+  # a failed run keeps its claim (no retry loop in this queue's life) and says so to `status`
+  [ $rc = 0 ] || echo "exit $rc, see logs/queue*.log" > "$SWEEP/.claims/$1-$2-run$3/failed"
   echo "$(date -u +%FT%TZ) end $1 $2 run $3: exit $rc"
 }
 
@@ -102,8 +106,11 @@ queue() {
   echo "$(date -u +%FT%TZ) nothing left that this queue may start${DEADLINE:+ before the deadline}"
 }
 
-alive() {  # alive PIDFILE — its process lives
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() {  # alive PIDFILE — its process lives and is a queue or a denoise-table sweep (not a reused pid, not a zombie)
+  local pid
+  pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qE "logs/queue\.sh|experiment denoise-table" &&
+    ! grep -qE '^State:\s+Z' "/proc/$pid/status" 2>/dev/null
 }
 
 case "${1:-}" in
@@ -134,12 +141,13 @@ case "${1:-}" in
     done ;;
   queue) queue ;;
   status)
-    for c in "$SWEEP"/.claims/*; do
-      [ -d "$c" ] && alive "$c/pid" && ! finished $(basename "$c" | sed -E 's/-(house|f16|baboon|lena|peppers|kodim[0-9]+)-run([0-9]+)$/ \1 \2/') &&
-        echo "running: $(basename "$c") (pid $(cat "$c/pid"))"
-    done
     for k in "${KINDS[@]}"; do
       kind "$k"; n=0
+      for image in $(images_of "$k"); do for (( run = 0; run < RUNS; run++ )); do
+        c=$SWEEP/.claims/$k-$image-run$run
+        if [ -f "$c/failed" ]; then echo "failed: $k $image run $run ($(cat "$c/failed"))"
+        elif alive "$c/pid" && ! finished "$k" "$image" $run; then echo "running: $k $image run $run (pid $(cat "$c/pid"))"; fi
+      done; done
       images=($(images_of "$k"))
       for image in "${images[@]}"; do for (( run = 0; run < RUNS; run++ )); do finished "$k" "$image" $run && n=$((n + 1)); done; done
       echo "$k: $n of $(( ${#images[@]} * RUNS )) runs finished ($TABLE/$MODEL)"
@@ -147,14 +155,15 @@ case "${1:-}" in
     tail -n 2 "$SWEEP"/logs/queue*.log 2>/dev/null ;;
   collect)
     cd "$HERE" || exit 1
-    for run in "$SWEEP/$OUTDIR"/paper-*/*/*/run-*; do  # the clone's finished runs into this tree
+    [ "$OUT" = "$SWEEP/$OUTDIR" ] || { echo "error: collect needs OUTDIR relative to the clone" >&2; exit 2; }
+    for run in "$OUT"/paper-*/*/*/run-*; do  # the clone's finished runs into this tree
       [[ $(basename "$run") =~ ^run-[0-9]+$ ]] && [ -f "$run/run.json" ] || continue
-      rel=$OUTDIR/${run#"$SWEEP/$OUTDIR"/}
+      rel=$OUTDIR/${run#"$OUT"/}
       [ -f "$rel/run.json" ] && continue
       rm -rf "$rel"; mkdir -p "$(dirname "$rel")" && cp -r "$run" "$rel" && echo "collected $rel"
     done
-    for inputs in "$SWEEP/$OUTDIR"/paper-*/inputs; do
-      rel=$OUTDIR/${inputs#"$SWEEP/$OUTDIR"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
+    for inputs in "$OUT"/paper-*/inputs; do
+      rel=$OUTDIR/${inputs#"$OUT"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
     done
     report() { OMP_NUM_THREADS=1 "$PYTHON" -m dipscope.cli experiment denoise-table "${paths[@]}" --profile "$PROFILE" \
                  --device cpu --threads 1 --report-only "$@" | grep -E "runs finished|^\| \*\*mean"; }
@@ -168,8 +177,10 @@ case "${1:-}" in
   stop)
     for pid in "$SWEEP"/logs/queue*.pid; do
       [ -f "$pid" ] || continue
-      kill -TERM -- "-$(cat "$pid")" 2>/dev/null
-      while alive "$pid"; do sleep 1; done  # the run under way writes nothing half-done; wait for it to go
+      group=$(cat "$pid")
+      alive "$pid" && kill -TERM -- "-$group" 2>/dev/null
+      # the run under way writes nothing half-done; wait (up to 2 min) for the whole group to go
+      for (( i = 0; i < 120; i++ )); do pgrep -g "$group" > /dev/null || break; sleep 1; done
       rm -f "$pid"
     done; true ;;
   *) sed -n '2,29p' "$0"; exit 2 ;;

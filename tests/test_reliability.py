@@ -477,6 +477,21 @@ def test_a_sweep_claims_only_a_new_or_empty_folder_or_its_own(tmp_path: Path, im
     assert cli(_table(image_file, empty, "--device", "cpu"))[0] == 0  # its own folder: resumes
 
 
+def test_a_folder_whose_mark_is_being_written_is_a_sweeps(tmp_path: Path) -> None:
+    """Two sweeps started at once into one new folder: the second may look while the first
+    writes its mark (a temporary file, then a rename); that folder is not a user's."""
+    from dipscope.runs import SWEEP_MARK
+    from dipscope.runs.sweep import check_sweep_folder
+
+    out = tmp_path / "table"
+    out.mkdir()
+    (out / f".{SWEEP_MARK}.k2j4x.tmp").write_text("{")
+    check_sweep_folder(out)  # no error
+    (out / "table.md").write_text("my notes")
+    with pytest.raises(DipscopeError, match="no dipscope sweep wrote"):
+        check_sweep_folder(out)
+
+
 def test_a_sweep_refuses_a_missing_device_and_a_too_small_image_before_writing(tmp_path: Path, cli) -> None:
     tiny = tmp_path / "tiny.png"
     write_image(tiny, torch.rand(3, 16, 16))

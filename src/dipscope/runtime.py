@@ -89,7 +89,7 @@ def autocast(precision: str, device: torch.device, cache: bool = True) -> Contex
 
 def denormals_flushed() -> bool:
     """True when the calling thread flushes subnormal floats to zero (a probe: 1e-39 × 1 in fp32)."""
-    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+    return (torch.tensor([1e-39], dtype=torch.float32, device="cpu") * 1.0).item() == 0.0
 
 
 def can_flush_denormals(device: torch.device) -> bool:
@@ -115,10 +115,13 @@ def flushed_denormals(enabled: bool, device: torch.device) -> Iterator[bool]:
     inherit it), so with more than one torch thread part of the arithmetic may not be flushed
     (the numbers stay exact there, the speed-up is smaller). The sweeps that use it run one
     thread. Nothing happens when ``enabled`` is false, off the CPU, or where the CPU cannot
-    flush; the thread's previous mode is restored on leaving.
+    flush; the thread's previous mode (FTZ and DAZ together) is restored on leaving.
     """
-    before = denormals_flushed() if enabled and device.type == "cpu" else False
-    if not enabled or device.type != "cpu" or not torch.set_flush_denormal(True):
+    if device.type != "cpu":
+        yield False
+        return
+    before = denormals_flushed()
+    if not enabled or not torch.set_flush_denormal(True):
         yield before
         return
     try:

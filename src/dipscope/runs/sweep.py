@@ -67,10 +67,13 @@ SWEEP_MARK = ".dipscope-sweep"
 def check_sweep_folder(out: Path, keys: Sequence[str] = ()) -> None:
     """Refuse ``out`` as a sweep's output folder unless it is new, empty, marked as a sweep's
     (:data:`SWEEP_MARK`), or made by a sweep before the mark existed (:func:`made_by_a_sweep`):
-    a sweep writes tables and figures at its top level, which must not replace a user's files."""
+    a sweep writes tables and figures at its top level, which must not replace a user's files.
+    The temporary file of a mark being written (another sweep claiming the same new folder at
+    this moment, or one killed while it did) counts as the mark's, not as a user's file."""
     if out.exists() and not out.is_dir():
         raise DipscopeError(f"--out {out} exists and is not a folder")
-    if not out.is_dir() or (out / SWEEP_MARK).is_file() or not any(out.iterdir()):
+    if not out.is_dir() or (out / SWEEP_MARK).is_file() or \
+            all(p.name.startswith(f".{SWEEP_MARK}.") for p in out.iterdir()):
         return
     if is_dipscope_run(out):
         raise DipscopeError(f"--out {out} is the directory of one dipscope run, not a sweep's folder; "
