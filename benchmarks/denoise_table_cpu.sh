@@ -76,7 +76,7 @@ next_task() {  # prints and claims the first task this queue may start: "KIND IM
       for (( run = 0; run < RUNS; run++ )); do
         finished "$k" "$image" "$run" && continue
         (( run > 0 )) && ! finished "$k" "$image" $(( run - 1 )) && break
-        kind "$k"; fits "$MINUTES" || break
+        fits "$MINUTES" || break  # `finished` has set MINUTES for this kind
         claim "$k-$image-run$run" && { echo "$k $image $run"; return 0; }
       done
     done

@@ -386,7 +386,9 @@ def test_flushed_runs_resume_exact_ones_and_are_marked(tmp_path: Path, textured_
 
 def test_flush_denormals_is_refused_before_any_fit_where_it_cannot_flush(tmp_path: Path, textured_rgb: torch.Tensor,
                                                                          monkeypatch) -> None:
-    monkeypatch.setattr(dt, "can_flush_denormals", lambda device: False)  # as on a GPU, or a CPU without FTZ
+    from dipscope import runtime
+
+    monkeypatch.setattr(runtime, "can_flush_denormals", lambda device: False)  # as on a GPU, or a CPU without FTZ
     out = tmp_path / "table"
     with pytest.raises(DipscopeError, match="--flush-denormals needs a CPU"):
         dt.run(dt.TableConfig(images=_images(tmp_path, textured_rgb)[:1], models=["dip"], runs=1, factor=1,

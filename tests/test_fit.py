@@ -159,9 +159,9 @@ def test_pixel_batches_need_a_coordinate_model(textured_grey: torch.Tensor) -> N
 def test_a_fit_that_cannot_flush_subnormals_refuses_to_claim_it(textured_grey: torch.Tensor, monkeypatch) -> None:
     """run.json records ``flush_denormals``: a fit asked to flush where it cannot (a GPU, a CPU
     without FTZ) must stop before its first step rather than record what did not happen."""
-    import dipscope.fit.loop as loop
+    from dipscope import runtime
 
-    monkeypatch.setattr(loop, "can_flush_denormals", lambda device: False)
+    monkeypatch.setattr(runtime, "can_flush_denormals", lambda device: False)
     config = FitConfig(steps=2, device="cpu", precision="fp32", flush_denormals=True)
     with pytest.raises(DipscopeError, match="flush_denormals needs a CPU"):
         fit(SMALL, textured_grey[:, :32, :32], config)

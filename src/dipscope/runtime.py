@@ -103,6 +103,14 @@ def can_flush_denormals(device: torch.device) -> bool:
     return supported
 
 
+def check_flush_denormals(enabled: bool, device: torch.device, name: str = "flush_denormals") -> None:
+    """Refuse ``name`` (a setting asking to flush subnormal floats) where fits on ``device``
+    cannot flush them, so that no record claims a flush that did not happen."""
+    if enabled and not can_flush_denormals(device):
+        raise DipscopeError(f"{name} needs a CPU that can flush subnormal floats to zero; the fit would run on "
+                            f"{device.type}" + (" (this CPU cannot)" if device.type == "cpu" else ": use the CPU"))
+
+
 @contextmanager
 def flushed_denormals(enabled: bool, device: torch.device) -> Iterator[bool]:
     """Within: on a CPU, subnormal floats (|x| < 1.2e-38 in fp32) are flushed to zero; yields

@@ -41,7 +41,7 @@ from ..plots import bars, curves
 from ..runs import Task, claim_sweep_folder, finished_summary, plan_tasks, require_complete, run_tasks
 from ..runs import ExecutorOptions, TasksFailed
 from ..files import write_csv, write_text
-from ..runtime import PRECISIONS, can_flush_denormals, check_device_name, device_in_words, resolve_device
+from ..runtime import PRECISIONS, check_device_name, check_flush_denormals, device_in_words, resolve_device
 from .base import Experiment
 from .common import describe, load_inputs, markdown_table, model_choice
 
@@ -233,11 +233,7 @@ class DenoiseTable(Experiment):
         """Refuse, before the sweep, a fit that cannot run: a device this machine lacks (when the
         runs are made here) or an image too small for a model's network."""
         if executor is None or executor.name == "local":
-            device = resolve_device(self.cfg.device)
-            if self.cfg.flush_denormals and not can_flush_denormals(device):
-                raise DipscopeError(f"--flush-denormals needs a CPU that can flush subnormal floats to zero; "
-                                    f"the runs would be made on {device.type}" +
-                                    (" (this CPU cannot)" if device.type == "cpu" else ": give --device cpu"))
+            check_flush_denormals(self.cfg.flush_denormals, resolve_device(self.cfg.device), "--flush-denormals")
         for model in self.cfg.models:
             spec, config = model_choice(model, self.cfg.profile)
             for name, (_, noisy) in pairs.items():

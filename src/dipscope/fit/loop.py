@@ -19,7 +19,7 @@ from ..models import ModelSpec, build, build_group, count_parameters
 from ..physics.operators import Identity, Operator
 from ..runtime import (
     autocast,
-    can_flush_denormals,
+    check_flush_denormals,
     compute_dtype,
     derive_seed,
     describe_device,
@@ -156,8 +156,7 @@ class GroupFit:
         self.shape = self.operator.domain_shape(target.shape)  # the network's output, cropped
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
-        if config.flush_denormals and not can_flush_denormals(self.device):  # a run.json must not claim it
-            raise DipscopeError(f"flush_denormals needs a CPU that can flush subnormal floats to zero, not {self.device}")
+        check_flush_denormals(config.flush_denormals, self.device)  # a run.json must not claim it
         self.channels_last = resolve_layout(config.channels_last, self.precision, self.device) and spec.family == "skip"
         out_shape, self.padding = padded_shape(spec, self.shape)
         check_memory(spec, out_shape, self.R, config.pixel_batch, self.device)
