@@ -3,7 +3,7 @@
 # across sessions, run from a separate clone at a fixed commit (edits to this tree do not change
 # a running sweep), one torch thread per process, two queues (one per core), nice.
 #
-#   bash benchmarks/denoise_table_cpu.sh start [COMMIT]  # clone at COMMIT (default HEAD) unless there is one; start both queues
+#   bash benchmarks/denoise_table_cpu.sh start [COMMIT]  # clone at COMMIT (default HEAD) unless there is one; start both queues (one start at a time: flock)
 #   bash benchmarks/denoise_table_cpu.sh status          # what runs, what is claimed, how many runs of each kind are finished
 #   bash benchmarks/denoise_table_cpu.sh collect         # copy the finished runs into this tree's results/ and rebuild the tables
 #   bash benchmarks/denoise_table_cpu.sh stop            # stop the queues and wait for them (runs under way are lost; finished ones stay)
@@ -115,6 +115,8 @@ alive() {  # alive PIDFILE — its process lives and is a queue or a denoise-tab
 
 case "${1:-}" in
   start)
+    exec 9< "$0"  # one `start` at a time: two at once would both find no queue alive and start four
+    flock -n 9 || { echo "error: another '$0 start' is under way" >&2; exit 2; }
     for pid in "$SWEEP"/logs/queue*.pid; do
       alive "$pid" && { echo "error: a queue still runs ($pid); '$0 stop' first" >&2; exit 2; }
     done
@@ -135,7 +137,7 @@ case "${1:-}" in
     for q in 1 2; do
       SWEEP=$SWEEP DIPSCOPE_DATA=$DATA PYTHON=$PYTHON OUTDIR=$OUTDIR PROFILE=$PROFILE DEADLINE=$DEADLINE \
         SWEEP_IMAGES="${IMAGES[*]}" \
-        setsid nohup bash "$SWEEP/logs/queue.sh" queue >> "$SWEEP/logs/queue$q.log" 2>&1 < /dev/null &
+        setsid nohup bash "$SWEEP/logs/queue.sh" queue >> "$SWEEP/logs/queue$q.log" 2>&1 < /dev/null 9<&- &
       echo $! > "$SWEEP/logs/queue$q.pid"  # setsid: the queue's own process group
       echo "queue $q: process group $!, log $SWEEP/logs/queue$q.log"
     done ;;
