@@ -15,7 +15,7 @@
 # SWEEP_IMAGES="house f16").
 # DEADLINE (epoch seconds, e.g. $(date -d 09:30 +%s): when the session ends) makes a queue start
 # only the tasks whose estimated minutes end before it, so no run is cut off (MINUTES_relunet,
-# MINUTES_linear_2048 — also the ftz pair's —, MINUTES_antialias, MINUTES_lr1e_4; whole minutes).
+# MINUTES_linear_2048, MINUTES_antialias, MINUTES_lr1e_4 — also the ftz pair's; whole minutes).
 #
 # The work is one ordered list of tasks, one run each; both queues take the first task that is
 # neither finished nor claimed (mkdir, atomic; the claim holds the queue's pid, and `start` drops
@@ -26,8 +26,9 @@
 #                otherwise makes Adam's step 7× slower), one run
 #   antialias    DIP on `antialias` pairs, bf16 (parity measured for DIP), one run: item 3's third resize
 #   lr1e-4       DIP-Linear-2048 at our lr 1e-4, fp32, subnormals flushed, one run
-#   ftz-parity   DIP-Linear-2048 at lr 1e-3 on house and f16, flushed, into paper-area-x4-ftz/: its
-#                curve beside the exact runs of paper-area-x4/ (benchmarks/table_parity.py)
+#   ftz-parity   DIP-Linear-2048 at lr 1e-4 on house and f16, exact (not flushed), into
+#                paper-area-x4-exact/: beside the flushed cells of paper-area-x4/ (benchmarks/table_parity.py;
+#                at lr 1e-3 the flushed cells are the untrained output, step 0, before any update)
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=$(realpath -m "${SWEEP:-$HERE/../dipscope-sweep}")
@@ -50,8 +51,8 @@ kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTE
                  ARGS=(--resize antialias --precision bf16) ;;
     lr1e-4)      TABLE=paper-area-x4 MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
                  ARGS=(--resize area --precision fp32 --flush-denormals) ;;
-    ftz-parity)  TABLE=paper-area-x4-ftz MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-20}
-                 ARGS=(--resize area --precision fp32 --flush-denormals --no-baselines) ;;
+    ftz-parity)  TABLE=paper-area-x4-exact MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
+                 ARGS=(--resize area --precision fp32 --no-baselines) ;;
     *) echo "unknown kind $1" >&2; return 1 ;;
   esac
 }
@@ -185,5 +186,5 @@ case "${1:-}" in
       for (( i = 0; i < 120; i++ )); do pgrep -g "$group" > /dev/null || break; sleep 1; done
       rm -f "$pid"
     done; true ;;
-  *) sed -n '2,29p' "$0"; exit 2 ;;
+  *) sed -n "2,$(( $(grep -n '^set -u' "$0" | cut -d: -f1) - 1 ))p" "$0"; exit 2 ;;
 esac
