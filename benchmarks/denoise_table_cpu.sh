@@ -15,7 +15,8 @@
 # SWEEP_IMAGES="house f16").
 # DEADLINE (epoch seconds, e.g. $(date -d 09:30 +%s): when the session ends) makes a queue start
 # only the tasks whose estimated minutes end before it, so no run is cut off (MINUTES_relunet,
-# MINUTES_linear_2048, MINUTES_antialias, MINUTES_lr1e_4 — also the ftz pair's; whole minutes).
+# MINUTES_linear_2048, MINUTES_antialias, MINUTES_lr1e_4, MINUTES_ftz_parity; whole minutes for a
+# 512×512 image, scaled by the image's pixels except for ReLUNet, whose batches are all one size).
 #
 # The work is one ordered list of tasks, one run each; both queues take the first task that is
 # neither finished nor claimed (mkdir, atomic; the claim holds the queue's pid, and `start` drops
@@ -41,17 +42,18 @@ DEADLINE=${DEADLINE:-}
 IMAGES=(${SWEEP_IMAGES:-house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12})
 KINDS=(relunet linear-2048 antialias lr1e-4 ftz-parity)
 
-kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTES and ARGS for a kind of task
+kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTES, PER_PIXEL and ARGS for a kind of task
+  PER_PIXEL=1
   case $1 in
-    relunet)     TABLE=paper-area-x4 MODEL=relunet RUNS=2 MINUTES=${MINUTES_relunet:-56}
+    relunet)     TABLE=paper-area-x4 MODEL=relunet RUNS=2 MINUTES=${MINUTES_relunet:-56} PER_PIXEL=0
                  ARGS=(--resize area --precision fp32) ;;
-    linear-2048) TABLE=paper-area-x4 MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-20}
+    linear-2048) TABLE=paper-area-x4 MODEL=linear-2048 RUNS=1 MINUTES=${MINUTES_linear_2048:-10}
                  ARGS=(--resize area --precision fp32 --flush-denormals) ;;
-    antialias)   TABLE=paper-antialias-x4 MODEL=dip RUNS=1 MINUTES=${MINUTES_antialias:-12}
+    antialias)   TABLE=paper-antialias-x4 MODEL=dip RUNS=1 MINUTES=${MINUTES_antialias:-13}
                  ARGS=(--resize antialias --precision bf16) ;;
-    lr1e-4)      TABLE=paper-area-x4 MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
+    lr1e-4)      TABLE=paper-area-x4 MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-12}
                  ARGS=(--resize area --precision fp32 --flush-denormals) ;;
-    ftz-parity)  TABLE=paper-area-x4-exact MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_lr1e_4:-20}
+    ftz-parity)  TABLE=paper-area-x4-exact MODEL=linear-2048:lr=1e-4 RUNS=1 MINUTES=${MINUTES_ftz_parity:-30}
                  ARGS=(--resize area --precision fp32 --no-baselines) ;;
     *) echo "unknown kind $1" >&2; return 1 ;;
   esac
@@ -65,8 +67,19 @@ claim() {  # claim TASK — true for the one queue whose mkdir made the claim
   mkdir "$SWEEP/.claims/$1" 2>/dev/null && echo $$ > "$SWEEP/.claims/$1/pid"
 }
 
-fits() {  # fits MINUTES — no deadline, or the task ends before it
-  [ -z "$DEADLINE" ] || [ $(( $(date +%s) + $1 * 60 )) -le "$DEADLINE" ]
+pixels() {  # pixels IMAGE — width × height of the image's PNG (its IHDR; 0 if unreadable)
+  local b
+  b=($(od -An -tu1 -j16 -N8 "$DATA/$1.png" 2>/dev/null))
+  [ ${#b[@]} = 8 ] || { echo 0; return; }
+  echo $(( (b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]) * (b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7]) ))
+}
+
+fits() {  # fits IMAGE — no deadline, or the task (MINUTES for a 512×512 image) ends before it
+  local minutes=$MINUTES p
+  if [ "$PER_PIXEL" = 1 ]; then  # DIP-type fits cost in proportion to the pixels; ReLUNet's batches do not
+    p=$(pixels "$1"); (( p > 0 )) && minutes=$(( (MINUTES * p + 262143) / 262144 ))
+  fi
+  [ -z "$DEADLINE" ] || [ $(( $(date +%s) + minutes * 60 )) -le "$DEADLINE" ]
 }
 
 next_task() {  # prints and claims the first task this queue may start: "KIND IMAGE RUN"
@@ -77,7 +90,7 @@ next_task() {  # prints and claims the first task this queue may start: "KIND IM
       for (( run = 0; run < RUNS; run++ )); do
         finished "$k" "$image" "$run" && continue
         (( run > 0 )) && ! finished "$k" "$image" $(( run - 1 )) && break
-        fits "$MINUTES" || break  # `finished` has set MINUTES for this kind
+        fits "$image" || break  # `finished` has set MINUTES and PER_PIXEL for this kind
         claim "$k-$image-run$run" && { echo "$k $image $run"; return 0; }
       done
     done
