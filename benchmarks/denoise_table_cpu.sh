@@ -199,5 +199,5 @@ case "${1:-}" in
       for (( i = 0; i < 120; i++ )); do pgrep -g "$group" > /dev/null || break; sleep 1; done
       rm -f "$pid"
     done; true ;;
-  *) sed -n "2,$(( $(grep -n '^set -u' "$0" | cut -d: -f1) - 1 ))p" "$0"; exit 2 ;;
+  *) sed -n '/^set -u/q; 2,$p' "$0"; exit 2 ;;
 esac
