@@ -178,8 +178,11 @@ case "${1:-}" in
       [ -f "$rel/run.json" ] && continue
       rm -rf "$rel"; mkdir -p "$(dirname "$rel")" && cp -r "$run" "$rel" && echo "collected $rel"
     done
-    for inputs in "$OUT"/paper-*/inputs; do
-      rel=$OUTDIR/${inputs#"$OUT"/}; [ -d "$(dirname "$rel")" ] && [ ! -e "$rel" ] && cp -r "$inputs" "$rel"
+    for input in "$OUT"/paper-*/inputs/*; do  # each pair once: a table's inputs grow image by image
+      rel=$OUTDIR/${input#"$OUT"/}; table=$(dirname "$(dirname "$rel")")
+      [ -f "$input" ] && [ -d "$table" ] || continue
+      if [ ! -e "$rel" ]; then mkdir -p "$(dirname "$rel")" && cp "$input" "$rel" && echo "collected $rel"
+      elif ! cmp -s "$input" "$rel"; then echo "warning: $rel differs from the clone's; kept this tree's" >&2; fi
     done
     report() { OMP_NUM_THREADS=1 "$PYTHON" -m dipscope.cli experiment denoise-table "${paths[@]}" --profile "$PROFILE" \
                  --device cpu --threads 1 --report-only "$@" | grep -E "runs finished|^\| \*\*mean"; }
