@@ -5,7 +5,7 @@
 #
 #   bash benchmarks/denoise_table_cpu.sh start [COMMIT]  # clone at COMMIT (default HEAD) unless there is one; start both queues (one start at a time: flock)
 #   bash benchmarks/denoise_table_cpu.sh status          # what runs, what is claimed, how many runs of each kind are finished
-#   bash benchmarks/denoise_table_cpu.sh collect         # copy the finished runs into this tree's results/ and rebuild the tables
+#   bash benchmarks/denoise_table_cpu.sh collect         # copy the finished runs and their input pairs into this tree's results/ and rebuild the tables
 #   bash benchmarks/denoise_table_cpu.sh stop            # stop the queues and wait for them (runs under way are lost; finished ones stay)
 #
 # SWEEP (default ../dipscope-sweep) is the clone; DIPSCOPE_DATA (default ../shared/data/images)
