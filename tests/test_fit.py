@@ -165,3 +165,17 @@ def test_a_fit_that_cannot_flush_subnormals_refuses_to_claim_it(textured_grey: t
     config = FitConfig(steps=2, device="cpu", precision="fp32", flush_denormals=True)
     with pytest.raises(DipscopeError, match="flush_denormals needs a CPU"):
         fit(SMALL, textured_grey[:, :32, :32], config)
+
+
+def test_reference_mode_runs_pytorchs_own_backward_kernels() -> None:
+    """``fast=False`` (the reference mode) runs PyTorch's kernels; the fast path its own backward passes of padding and upsampling."""
+    from dipscope.fit.loop import GroupFit
+    from dipscope.models import SkipSpec
+    from dipscope.models.skip import FixedUpsample, ReflectionPad
+
+    spec = SkipSpec(in_channels=4, channels_down=(8, 8), channels_up=(8, 8), channels_skip=(2, 2), pad="reflection")
+    target = torch.rand(3, 16, 16)
+    for fast in (True, False):
+        g = GroupFit(spec, target, FitConfig(steps=2, fast=fast, device="cpu"), [0], None, None, [[]], False)
+        flags = {m.native for m in g.net.modules() if isinstance(m, (ReflectionPad, FixedUpsample))}
+        assert flags == {not fast}

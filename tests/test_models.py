@@ -154,8 +154,9 @@ def test_upsampling_gradient_is_the_same_and_reaches_the_kernel_channels_last() 
 
     seen = []
     grads = []
-    for layer in (FixedUpsample(scale_factor=2, mode="bilinear", align_corners=False),
-                  torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)):
+    native = FixedUpsample(scale_factor=2, mode="bilinear", align_corners=False)
+    native.native = True  # the hook path: PyTorch's kernel (bf16, other modes, the reference mode)
+    for layer in (native, torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)):
         torch.manual_seed(0)
         x = torch.randn(1, 6, 8, 10).contiguous(memory_format=torch.channels_last).requires_grad_(True)
         skip = torch.randn(1, 2, 16, 20).contiguous(memory_format=torch.channels_last)
@@ -167,3 +168,44 @@ def test_upsampling_gradient_is_the_same_and_reaches_the_kernel_channels_last() 
     assert torch.allclose(grads[0], grads[1], rtol=1e-6, atol=1e-6)
     # hooks run in registration order: ours (channels-last) was registered before the test's hook
     assert seen == [True, False]
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7, 9), (2, 3, 4, 4), (1, 4, 16, 12)])
+def test_vectorised_adjoints_equal_pytorchs_backward(shape: tuple[int, ...]) -> None:
+    """The hand-written backward passes of reflection padding (p = 1, 2) and ×2 bilinear
+    upsampling give PyTorch's gradients (fp64: to rounding) and the same forward values."""
+    import torch.nn.functional as F
+
+    from dipscope.models.adjoints import reflection_pad, upsample2_bilinear
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    for p in (1, 2):
+        g = torch.randn(*shape[:2], shape[2] + 2 * p, shape[3] + 2 * p, dtype=torch.float64)
+        ours, theirs = reflection_pad(x, p), F.pad(x, (p,) * 4, mode="reflect")
+        assert torch.equal(ours, theirs)
+        a, = torch.autograd.grad(ours, x, g)
+        b, = torch.autograd.grad(theirs, x, g)
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    g = torch.randn(*shape[:2], 2 * shape[2], 2 * shape[3], dtype=torch.float64)
+    ours, theirs = upsample2_bilinear(x), F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.equal(ours, theirs)
+    a, = torch.autograd.grad(ours, x, g)
+    b, = torch.autograd.grad(theirs, x, g)
+    assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_fast_layers_keep_channels_last_and_reference_mode_turns_them_off() -> None:
+    from dipscope.models import SkipSpec, build, use_native_kernels
+    from dipscope.models.skip import FixedUpsample, ReflectionPad
+
+    x = torch.randn(1, 6, 8, 10).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    up = FixedUpsample(scale_factor=2, mode="bilinear", align_corners=False)
+    up(x).sum().backward()
+    assert x.grad is not None and x.grad.is_contiguous(memory_format=torch.channels_last)
+    net = build(SkipSpec(in_channels=4, channels_down=(8, 8), channels_up=(8, 8), channels_skip=(2, 2),
+                         pad="reflection"), (3, 16, 16))
+    layers = [m for m in net.modules() if isinstance(m, (ReflectionPad, FixedUpsample))]
+    assert layers and not any(m.native for m in layers)
+    use_native_kernels(net)
+    assert all(m.native for m in layers)

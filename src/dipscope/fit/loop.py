@@ -15,7 +15,7 @@ from .. import interrupts
 from .. import metrics as M
 from ..errors import DipscopeError
 from ..images import crop_padding
-from ..models import ModelSpec, build, build_group, count_parameters
+from ..models import ModelSpec, build, build_group, count_parameters, use_native_kernels
 from ..physics.operators import Identity, Operator
 from ..runtime import (
     autocast,
@@ -185,6 +185,8 @@ class GroupFit:
                                     torch.Generator().manual_seed(derive_seed(seed, "input"))))
         self.dtype = compute_dtype(self.precision)
         net = (build_group(self.spec, out_shape, nets) if self.R > 1 else nets[0]).to(device=device, dtype=self.dtype)
+        if not config.fast:  # the reference mode runs PyTorch's own kernels throughout
+            use_native_kernels(net)
         self.n_parameters = count_parameters(net) // self.R
         z = torch.cat(zs, dim=1).to(device=device, dtype=self.dtype)
         if self.channels_last:

@@ -42,8 +42,9 @@ class FitConfig:
         and on CPUs with native bf16, fp32 elsewhere) or ``fp64`` (slow; for exactness checks).
     channels_last : memory layout of convolutional networks; None picks the faster one
         (:func:`resolve_layout`).
-    fast : the fast execution path's exact tweaks (fused Adam; TF32 and cuDNN autotuning on
-        CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
+    fast : the fast execution path's tweaks, each the same arithmetic up to float rounding
+        (fused Adam; the vectorised backward passes of reflection padding and ×2 bilinear
+        upsampling, :mod:`dipscope.models.adjoints`; TF32 and cuDNN autotuning on CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
         the original implementation's execution (fp32, NCHW, eager, stock Adam).
     compile : run the network through ``torch.compile`` (off by default: on a 2-core CPU it
         took ~2 min to compile and the step was slower, see ``benchmarks/RESULTS.md``).

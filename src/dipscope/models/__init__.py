@@ -22,14 +22,14 @@ from ..errors import DipscopeError
 from .common import count_parameters
 from .coord import ReLUNet, ReLUNetSpec, coordinate_grid
 from .linear import DIPLinear, LinearSpec
-from .skip import SkipSpec, build_skip
+from .skip import SkipSpec, build_skip, use_native_kernels
 
 ModelSpec = Union[SkipSpec, LinearSpec, ReLUNetSpec]
 FAMILIES: dict[str, type] = {"skip": SkipSpec, "linear": LinearSpec, "relunet": ReLUNetSpec}
 
 __all__ = [
     "FAMILIES", "LinearSpec", "ModelSpec", "ReLUNetSpec", "SkipSpec", "build", "build_group", "coordinate_grid",
-    "count_parameters", "estimate_memory", "input_shape", "spec_from_dict", "spec_to_dict",
+    "count_parameters", "estimate_memory", "input_shape", "spec_from_dict", "spec_to_dict", "use_native_kernels",
 ]
 
 
