@@ -3,6 +3,9 @@
 * ``on_files``: the records under ``results/`` and ``benchmarks/`` join the site as they are in the
   repository (pages, figures, tables), so the pages under ``docs/`` link to and embed them without
   copies or links in the repository;
+* ``on_page_markdown``: a page under ``docs/`` links to a record by its path in the repository
+  (``../../results/bias/README.md``, which a reader of the repository can follow too); such links
+  are rewritten to the record's place in the site;
 * ``on_page_markdown``: a page holding ``<!-- cli-reference -->`` gets the reference of every
   ``dipscope`` command, generated from the typer app itself.
 """
@@ -11,7 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
+import html
+import os
+import re
+
 import typer
 from mkdocs.structure.files import File
 
@@ -31,7 +37,14 @@ def on_files(files, config):  # type: ignore[no-untyped-def]
     return files
 
 
+LINK = re.compile(r"(\]\()(\.\./[^)\s#]+)")
+
+
 def on_page_markdown(markdown, page, config, files):  # type: ignore[no-untyped-def]
+    source = Path(page.file.abs_src_path).resolve()
+    docs = Path(config["docs_dir"]).resolve()
+    if docs in source.parents:
+        markdown = LINK.sub(lambda m: m.group(1) + _site_link(m.group(2), source, page.file.src_uri), markdown)
     if CLI_MARKER not in markdown:
         return markdown
     from dipscope.cli import app
@@ -40,39 +53,38 @@ def on_page_markdown(markdown, page, config, files):  # type: ignore[no-untyped-
     return markdown.replace(CLI_MARKER, "\n".join(_command_pages(root, ["dipscope"])))
 
 
-def _command_pages(command: click.Command, path: list[str]) -> list[str]:
-    ctx = click.Context(command, info_name=" ".join(path))
+def _site_link(target: str, source: Path, src_uri: str) -> str:
+    """``target`` (relative to the page's file in the repository) as a link within the site."""
+    path = (source.parent / target).resolve()
+    if not any(ROOT / folder in [path, *path.parents] for folder in RECORDS):
+        return target
+    uri = path.relative_to(ROOT).as_posix()
+    return os.path.relpath(uri, os.path.dirname(src_uri) or ".").replace(os.sep, "/")
+
+
+def _command_pages(command, path: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The reference of ``command`` and of its subcommands (typer's own click objects)."""
+    ctx = command.context_class(command, info_name=" ".join(path))
     lines = [f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "",
              (command.help or "").strip(), "",
              "```text", " ".join(path) + " " + " ".join(command.collect_usage_pieces(ctx)), "```", ""]
     params = [p for p in command.get_params(ctx) if not getattr(p, "hidden", False)]
     if params:
-        lines += ["| argument or option | value | default | meaning |", "|---|---|---|---|"]
+        lines += ["| argument or option | meaning |", "|---|---|"]
         lines += [_param_row(p, ctx) for p in params]
         lines.append("")
-    if isinstance(command, click.Group):
+    if hasattr(command, "list_commands"):
         for name in command.list_commands(ctx):
             lines += _command_pages(command.get_command(ctx, name), [*path, name])
     return lines
 
 
-def _param_row(param: click.Parameter, ctx: click.Context) -> str:
-    names = ", ".join(f"`{n}`" for n in [*param.opts, *param.secondary_opts])
-    if isinstance(param, click.Argument):
-        names = f"`{param.human_readable_name}`"
-    value = "" if getattr(param, "is_flag", False) else _cell(param.make_metavar(ctx) if _takes_ctx(param) else param.make_metavar())
-    default = param.default if param.default is not None and not callable(param.default) else ""
-    if getattr(param, "is_flag", False) and default is False:
-        default = ""
-    default = getattr(default, "value", default)
-    return f"| {names} | {value} | {_cell(str(default)) if default != '' else ''} | {_cell(getattr(param, 'help', '') or '')} |"
-
-
-def _takes_ctx(param: click.Parameter) -> bool:
-    import inspect
-
-    return "ctx" in inspect.signature(param.make_metavar).parameters
+def _param_row(param, ctx) -> str:  # type: ignore[no-untyped-def]
+    """One table row: the option's names and value (as ``--help`` shows them), and its help."""
+    record = param.get_help_record(ctx)
+    names, meaning = record if record else (param.name.upper(), "")
+    return f"| <code>{_cell(html.escape(names))}</code> | {_cell(meaning)} |"
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return " ".join(str(text).split()).replace("|", "&#124;")
