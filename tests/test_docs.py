@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.py"))
 
 #: Modules whose ``>>>`` Examples run as doctests (each must hold at least one).
-DOCTEST_MODULES = ["dipscope.metrics", "dipscope.images", "dipscope.spectral.bands", "dipscope.spectral.spectra",
+DOCTEST_MODULES = ["dipscope.metrics", "dipscope.spectral.bands", "dipscope.spectral.spectra",
                    "dipscope.spectral.measures", "dipscope.physics.operators", "dipscope.physics.noise",
-                   "dipscope.presets", "dipscope.models", "dipscope.stopping.signals", "dipscope.gp"]
+                   "dipscope.presets", "dipscope.gp"]
 
 
 def test_docs_site_builds_strict(tmp_path: Path) -> None:

@@ -52,7 +52,19 @@ _RELUNET_FIT = FitConfig(
 
 
 def preset(name: str, family: str = "skip", linear_width: int = 128) -> tuple[ModelSpec, FitConfig]:
-    """The (architecture, fit settings) of preset ``name`` for model ``family``."""
+    """The (architecture, fit settings) of preset ``name`` for model ``family``.
+
+    Examples
+    --------
+    >>> spec, config = preset("ulyanov2018")
+    >>> spec.channels_down, config.steps, config.lr, config.ema
+    ((128, 128, 128, 128, 128), 3000, 0.01, 0.99)
+    >>> preset("dipscope")[0].channels_down
+    (48, 48, 48, 48, 48)
+    >>> preset("chakrabarty2019", family="linear")[0].width
+    128
+
+    """
     if name in ("ulyanov2018", "dipscope"):
         fit = FitConfig(steps=3000, lr=0.01, input_noise="uniform", input_scale=0.1,
                         reg_noise_std=1.0 / 30.0, ema=0.99, observe_every=10)
