@@ -20,11 +20,9 @@
 * ``dipscope`` — dipscope's denoising default: the ``ulyanov2018`` fit (input, lr, input
   noise, EMA) with a 48-channel trunk instead of 128 (5 levels of 48/48/4), fitted as an
   ensemble of :func:`default_runs` = 3 seeds whose stopped images are averaged (fitted at once on
-  a multi-core CPU). A narrow network's step is cheap (on a 2-core CPU 48 channels cost ~3× less
-  than 128) and a single 48-channel run stops at about the PSNR of a wider one, while the mean of
-  R runs gains from each run's own error: three 48-channel runs at once take the time of two
-  64-channel runs (the default until 2026-12-02, itself ~+0.4 dB over one 128-channel run) and
-  average to a better image (``benchmarks/RESULTS.md``, "The default preset").
+  a multi-core CPU). The mean of ``R`` runs averages out the part of each run's error that is
+  its own (its initialisation and input), while each narrow run costs a fraction of a 128-channel
+  one; the measurements behind the choice are in the benchmark pages.
 
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
