@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test bench clean
+.PHONY: help install demo test docs bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,10 +15,10 @@ help:  ## list the targets
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[test,ray]"
+	$(PY) -m pip install --quiet -e ".[test,ray,docs]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install dipscope with its test tools
+install: $(STAMP)  ## create .venv and install dipscope with its test and documentation tools
 
 demo: $(STAMP)  ## denoise a bundled image, stopped by the default rule (< 3 min on a 2-core bf16 CPU); print PSNR and time
 	$(VENV)/bin/dipscope demo --out demo-output --force
@@ -26,8 +26,11 @@ demo: $(STAMP)  ## denoise a bundled image, stopped by the default rule (< 3 min
 test: $(STAMP)  ## run the test suite
 	$(PY) -m pytest -q
 
+docs: $(STAMP)  ## build the documentation site into site/ (warnings are errors)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)  ## run the speed benchmark (minutes) and print its table
 	$(PY) benchmarks/step_speed.py
 
-clean:  ## remove the virtual environment and demo output
-	rm -rf $(VENV) demo-output
+clean:  ## remove the virtual environment, demo output and built site
+	rm -rf $(VENV) demo-output site

@@ -40,6 +40,13 @@ def mse(estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarra
     -------
     float
         The mean squared error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> mse(torch.full((1, 4, 4), 0.5), torch.zeros(1, 4, 4))
+    0.25
+
     """
     est, ref = _pair(estimate, reference)
     return float(mean_squared_error(ref, est))
@@ -68,6 +75,16 @@ def psnr(
     float
         PSNR in dB; ``math.inf`` when the images are identical (MSE = 0). A constant error of
         0.1 with :math:`R = 1` gives exactly 20 dB.
+
+    Examples
+    --------
+    >>> import torch
+    >>> clean = torch.zeros(1, 8, 8)
+    >>> round(psnr(clean + 0.1, clean), 6)
+    20.0
+    >>> psnr(clean, clean)
+    inf
+
     """
     if border:
         estimate = estimate[..., border:estimate.shape[-2] - border, border:estimate.shape[-1] - border]

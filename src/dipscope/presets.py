@@ -20,11 +20,9 @@
 * ``dipscope`` — dipscope's denoising default: the ``ulyanov2018`` fit (input, lr, input
   noise, EMA) with a 48-channel trunk instead of 128 (5 levels of 48/48/4), fitted as an
   ensemble of :func:`default_runs` = 3 seeds whose stopped images are averaged (fitted at once on
-  a multi-core CPU). A narrow network's step is cheap (on a 2-core CPU 48 channels cost ~3× less
-  than 128) and a single 48-channel run stops at about the PSNR of a wider one, while the mean of
-  R runs gains from each run's own error: three 48-channel runs at once take the time of two
-  64-channel runs (the default until 2026-12-02, itself ~+0.4 dB over one 128-channel run) and
-  average to a better image (``benchmarks/RESULTS.md``, "The default preset").
+  a multi-core CPU). The mean of ``R`` runs averages out the part of each run's error that is
+  its own (its initialisation and input), while each narrow run costs a fraction of a 128-channel
+  one; the measurements behind the choice are in the benchmark pages.
 
 Each preset gives settings for the three model families; DIP-Linear shares the DIP fit
 settings, ReLUNet uses the study's ReLUNet script (lr 1e-3, 2048-pixel minibatches, 30 000
@@ -52,7 +50,19 @@ _RELUNET_FIT = FitConfig(
 
 
 def preset(name: str, family: str = "skip", linear_width: int = 128) -> tuple[ModelSpec, FitConfig]:
-    """The (architecture, fit settings) of preset ``name`` for model ``family``."""
+    """The (architecture, fit settings) of preset ``name`` for model ``family``.
+
+    Examples
+    --------
+    >>> spec, config = preset("ulyanov2018")
+    >>> spec.channels_down, config.steps, config.lr, config.ema
+    ((128, 128, 128, 128, 128), 3000, 0.01, 0.99)
+    >>> preset("dipscope")[0].channels_down
+    (48, 48, 48, 48, 48)
+    >>> preset("chakrabarty2019", family="linear")[0].width
+    128
+
+    """
     if name in ("ulyanov2018", "dipscope"):
         fit = FitConfig(steps=3000, lr=0.01, input_noise="uniform", input_scale=0.1,
                         reg_noise_std=1.0 / 30.0, ema=0.99, observe_every=10)

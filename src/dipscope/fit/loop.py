@@ -47,6 +47,10 @@ def fit(
 ) -> FitResult:
     """Fit ``f_θ(z)`` to ``target`` and return the trajectory's end points and metrics.
 
+    Minimises ``||A(f_θ(z)) − y||²`` over θ by Adam, from the seed ``config.seed``. A
+    ``KeyboardInterrupt`` during the loop ends it cleanly: the result holds what was
+    reached and ``interrupted=True``.
+
     Parameters
     ----------
     spec : the architecture.
@@ -58,8 +62,10 @@ def fit(
     callbacks : observers called every ``config.observe_every · cb.every`` steps.
     ssim : also compute SSIM at observations (costs a little CPU time).
 
-    A ``KeyboardInterrupt`` during the loop ends it cleanly: the result holds what was
-    reached and ``interrupted=True``.
+    Returns
+    -------
+    FitResult
+        The last output, its EMA, the best output when ``clean`` is given, and the metrics.
     """
     config = config or FitConfig()
     return fit_runs(spec, target, config, seeds=[config.seed], clean=clean, operator=operator,

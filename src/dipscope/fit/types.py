@@ -46,16 +46,17 @@ class FitConfig:
         (fused Adam; the vectorised backward passes of reflection padding and ×2 bilinear
         upsampling, :mod:`dipscope.models.adjoints`; TF32 and cuDNN autotuning on CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
         the original implementation's execution (fp32, NCHW, eager, stock Adam).
-    compile : run the network through ``torch.compile`` (off by default: on a 2-core CPU it
-        took ~2 min to compile and the step was slower, see ``benchmarks/RESULTS.md``).
+    compile : run the network through ``torch.compile`` (off by default: compilation costs
+        minutes up front, and a DIP step is not reliably faster for it on a CPU).
     cuda_graph : capture the whole training step (forward, loss, backward, Adam) once as a
         CUDA graph and replay it (:mod:`dipscope.fit.graph`): removes the per-kernel launch
         cost that dominates small networks on a GPU. CUDA only, fast path only, not with
-        ``compile`` or pixel minibatches. Off by default until measured on a GPU.
+        ``compile`` or pixel minibatches. Off by default; the loop around it gives exactly
+        the ordinary loop's numbers.
     flush_denormals : on a CPU, flush subnormal floats (|x| < 1.2e-38) to zero during the fit
         (:func:`dipscope.runtime.flushed_denormals`). Adam's state for a weight whose gradient
-        has all but vanished decays into subnormal numbers, which x86 CPUs process ~30× slower:
-        DIP-Linear-2048 after its collapse at lr 1e-3 ran 3.75 s a step instead of 0.53. Values
+        has all but vanished decays into subnormal numbers, which x86 CPUs process through a
+        slow microcode path (a collapsed DIP-Linear-2048 fit is the case in point). Values
         that small change no image (Adam divides by √v + 1e-8), but the arithmetic is no longer
         bit-identical, so it is off by default and recorded. Refused (before the first step)
         where it cannot apply: off the CPU, or a CPU torch cannot set to flush. With more than one

@@ -60,7 +60,17 @@ class Identity(Operator):
 
 
 class Mask(Operator):
-    """``A(x) = m ⊙ x`` with a fixed 0/1 mask ``m`` of shape (C or 1, H, W): inpainting."""
+    """``A(x) = m ⊙ x`` with a fixed 0/1 mask ``m`` of shape (C or 1, H, W): inpainting.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = Mask(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]))
+    >>> A(torch.full((1, 1, 2, 2), 0.5))
+    tensor([[[[0.5000, 0.0000],
+              [0.0000, 0.5000]]]])
+
+    """
 
     pixelwise = True
 
@@ -104,6 +114,16 @@ class Downsample(Operator):
     side, and the filter is applied at stride ``f``, so an ``H × W`` image gives
     ``H/f × W/f``. The factor must be even (the half-pixel-phase filter is then centred on
     every block of ``f × f`` pixels).
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = Downsample(4)
+    >>> A(torch.rand(1, 3, 64, 64)).shape
+    torch.Size([1, 3, 16, 16])
+    >>> A.domain_shape((3, 16, 16))                       # the network's output is 4× larger
+    (3, 64, 64)
+
     """
 
     def __init__(self, factor: int) -> None:

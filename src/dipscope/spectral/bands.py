@@ -109,6 +109,13 @@ def radial_frequency(height: int, width: int) -> torch.Tensor:
     -------
     torch.Tensor
         ``(height, width)`` float64, in the unshifted layout of ``torch.fft.fft2``.
+
+    Examples
+    --------
+    >>> r = radial_frequency(4, 4)
+    >>> float(r[0, 1]), float(r[2, 2])
+    (0.25, 0.7071067811865476)
+
     """
     h = _check_size(height, "height")
     w = _check_size(width, "width")
@@ -131,6 +138,12 @@ def band_edges(n_bands: int = _DEFAULT_BANDS) -> torch.Tensor:
     -------
     torch.Tensor
         ``(K + 1,)`` float64 edges ``0, 0.5/K, ..., 0.5``.
+
+    Examples
+    --------
+    >>> band_edges(4)
+    tensor([0.0000, 0.1250, 0.2500, 0.3750, 0.5000], dtype=torch.float64)
+
     """
     k = _check_size(n_bands, "n_bands")
     return torch.arange(k + 1, dtype=torch.float64) * (_NYQUIST / k)

@@ -126,6 +126,14 @@ def spearman_rho(a: ArrayLike | Sequence[float], b: ArrayLike | Sequence[float])
     -------
     float
         ``rho`` in ``[-1, 1]``; ``nan`` if either input is constant or contains ``nan``.
+
+    Examples
+    --------
+    >>> spearman_rho([0, 1, 2, 3], [10, 70, 190, 390])      # bands reached low to high
+    1.0
+    >>> spearman_rho([0, 1, 2, 3], [390, 190, 70, 10])
+    -1.0
+
     """
     av = _as_float64(a, "a").detach().cpu().reshape(-1).numpy()
     bv = _as_float64(b, "b").detach().cpu().reshape(-1).numpy()
@@ -159,6 +167,14 @@ def first_crossing(values: ArrayLike, steps: ArrayLike | Sequence[float], tau: f
     -------
     list of float or None
         One entry per column.
+
+    Examples
+    --------
+    >>> import torch
+    >>> errors = torch.tensor([[0.5, 0.9], [0.05, 0.5], [0.01, 0.2]])   # 3 snapshots, 2 bands
+    >>> first_crossing(errors, [0, 10, 20], tau=0.1)
+    [10.0, None]
+
     """
     v = _as_float64(values, "values").detach().cpu()
     if v.ndim == 1:

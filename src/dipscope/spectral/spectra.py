@@ -104,6 +104,14 @@ def band_energy(x: ArrayLike, edges: EdgesLike = None) -> torch.Tensor:
     -------
     torch.Tensor
         ``(..., C, K + 1)`` float64; the last entry is the corner band.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.isclose(band_energy(x).sum(), (x ** 2).sum().double()))   # Parseval
+    True
+
     """
     t = _as_float64(x, "x")
     _require_ndim(t, 3, "x", "(..., C, H, W)")
@@ -153,6 +161,18 @@ def band_relative_error(
     ------
     DipscopeError
         If the shapes are not as above or do not match.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dipscope.spectral import band_edges
+    >>> x0 = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> band_relative_error(x0, x0, band_edges(4))          # 4 rings and the corner band
+    tensor([0., 0., 0., 0., 0.], dtype=torch.float64)
+    >>> e = band_relative_error(torch.zeros_like(x0), x0, band_edges(4))   # nothing fitted yet
+    >>> bool(torch.allclose(e, torch.ones(5, dtype=torch.float64)))
+    True
+
     """
     xt = _as_float64(x, "x")
     ref = _as_float64(x0, "x0")

@@ -44,16 +44,11 @@ Rules (names for :func:`make_rule` and ``dipscope denoise --stop``):
     the fit's own pace (:class:`Delayed` with ``factor``).
 
 The default (``auto``) is ``spectral-lag`` with σ estimated from the noisy image by the
-patch-covariance estimator (:data:`DEFAULT_SIGMA_ESTIMATOR`, ``pca``), returning the EMA. It
-replaced ``discrepancy-lag`` with the wavelet estimate on the reduced CPU benchmark
-(``benchmarks/STOPPING.md``, 21 fits of 64×64 crops): mean gap to the oracle 0.05 / 0.13 / 0.02 dB
-at σ = 15 / 25 / 50 on the three images the rules were tuned on and 0.05 / 0.21 / 0.77 on four
-held-out ones, against 0.68 / 0.15 / 0.09 and 0.42 / 0.13 / 0.80 before. Most of the σ = 15 gain
-is the estimator (the wavelet one reads fine texture as noise). The held-out σ = 50 gap is the
-EMA's: there the best image is a raw output at step 60–90, which an EMA started at step 0
-cannot reach (the rule's EMA is within 0.35 dB of the best EMA in every σ = 50 run). The
-``-scaled`` rules do better with σ estimated but fall apart when σ is given (up to 4 dB at
-σ = 50), so they are offered, not the default.
+patch-covariance estimator (:data:`DEFAULT_SIGMA_ESTIMATOR`, ``pca``), returning the EMA of the
+outputs at the chosen step. The ``-scaled`` rules wait in proportion to the step at which their
+signal came, which makes them sensitive to a σ that is given rather than estimated. How each
+rule does against the oracle best step is measured by ``benchmarks/stopping.py`` and reported in
+the benchmark pages, not here.
 """
 
 from __future__ import annotations
