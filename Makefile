@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)  ## create .venv and install dipscope with its test and documentation tools
 
-demo: $(STAMP)  ## denoise a bundled image, stopped by the default rule (< 3 min on a 2-core bf16 CPU); print PSNR and time
+demo: $(STAMP)  ## denoise a bundled image, stopped by the default rule (2.5 min on a 2-core bf16 CPU, 4.5 min on an fp32 one); print PSNR and time
 	$(VENV)/bin/dipscope demo --out demo-output --force
 
 test: $(STAMP)  ## run the test suite

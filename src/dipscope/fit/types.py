@@ -44,8 +44,9 @@ class FitConfig:
         (:func:`resolve_layout`).
     fast : the fast execution path's tweaks, each the same arithmetic up to float rounding
         (fused Adam; the vectorised backward passes of reflection padding and ×2 bilinear
-        upsampling, :mod:`dipscope.models.adjoints`; TF32 and cuDNN autotuning on CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
-        the original implementation's execution (fp32, NCHW, eager, stock Adam).
+        upsampling, :mod:`dipscope.models.adjoints`; TF32 and cuDNN autotuning on CUDA).
+        ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*: the
+        original implementation's execution (fp32, NCHW, eager, stock Adam, PyTorch's kernels).
     compile : run the network through ``torch.compile`` (off by default: compilation costs
         minutes up front, and a DIP step is not reliably faster for it on a CPU).
     cuda_graph : capture the whole training step (forward, loss, backward, Adam) once as a
