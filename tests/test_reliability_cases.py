@@ -20,7 +20,7 @@ import torch
 
 from dipscope.errors import DipscopeError
 from dipscope.images import write_image
-from dipscope.runs import Task, run_tasks, tensor_digest
+from dipscope.runs import Task, run_tasks
 from dipscope.runs.rundir import RunWriter
 
 SMALL = ["--levels", "3", "--device", "cpu"]
@@ -169,6 +169,8 @@ def test_a_sweep_mark_that_is_not_ours_is_not_trusted(tmp_path: Path) -> None:
 
 
 def test_a_sweep_never_reuses_a_run_made_from_another_image(tmp_path: Path) -> None:
+    from dipscope.runs import tensor_digest
+
     first, second = torch.zeros(1, 8, 8), torch.ones(1, 8, 8)
     run_tasks([Task("a", _value, {"image": "x"}, inputs={"image": tensor_digest(first)})], tmp_path / "o",
               progress=lambda m: None)
