@@ -237,12 +237,12 @@ def test_a_full_disk_is_one_error_line(tmp_path: Path, image_file: Path, cli, mo
     from dipscope import files
 
     def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(kwargs.get("dir", "")))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(files.tempfile, "mkstemp", no_space)
     code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--steps", "2", *SMALL])
     lines = [line for line in err.splitlines() if line.startswith(("error", "Traceback"))]
-    assert code == 1 and len(lines) == 1 and "No space left" in lines[0] and "free some space" in lines[0], err
+    assert code == 2 and len(lines) == 1 and "No space left" in lines[0] and "free some space" in lines[0], err
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.partial-*"))
 
 

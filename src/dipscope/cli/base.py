@@ -236,9 +236,9 @@ def _main(argv: Optional[list[str]], previous: dict[int, object]) -> None:
     except DipscopeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except OSError as e:  # the system refused a write (disk full, quota, busy): one line, nothing finished is lost
+    except OSError as e:  # the system refused an operation (disk full, quota, busy): one line, as any error
         print(f"error: {os_error_line(e)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         print(f"aborted by {interrupts.name()}", file=sys.stderr)
         sys.exit(interrupts.exit_code())
