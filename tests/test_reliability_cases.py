@@ -431,3 +431,32 @@ def test_out_under_a_file_names_the_file(tmp_path: Path, image_file: Path, cli) 
     (tmp_path / "afile").write_text("x")
     code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "afile" / "run"), *SMALL])
     one_error_line(code, err, "afile is a file")
+
+
+def test_an_os_error_at_the_end_is_one_error_line(tmp_path: Path, image_file: Path, cli, monkeypatch) -> None:
+    """A rename the system refuses (EBUSY: a volume) is reported in one line, not a traceback."""
+    from dipscope.runs import rundir
+
+    def busy(a, b):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(b))
+
+    monkeypatch.setattr(rundir.os, "rename", busy)
+    code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--steps", "2", *SMALL])
+    lines = [line for line in err.splitlines() if line.startswith(("error", "Traceback"))]
+    assert code == 2 and len(lines) == 1 and "busy" in lines[0] and str(tmp_path / "o") in lines[0], err
+    assert not list(tmp_path.glob(".o.partial-*"))
+
+
+def test_a_task_refused_by_its_own_data_is_not_retried(tmp_path: Path) -> None:
+    from dipscope.runs import ExecutorOptions, TasksFailed
+
+    attempts: list[int] = []
+
+    def refused(directory: Path) -> dict:
+        attempts.append(1)
+        raise DipscopeError("the band holds only the DC term")
+
+    with pytest.raises(TasksFailed):
+        run_tasks([Task("a", refused, {})], tmp_path / "o", executor=ExecutorOptions(retries=3),
+                  progress=lambda m: None)
+    assert len(attempts) == 1
