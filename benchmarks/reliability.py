@@ -183,8 +183,8 @@ def signals(b: Battery) -> None:
     time.sleep(1.0)
     for p in procs:
         p.send_signal(signal.SIGTERM)
-    codes = [p.wait() for p in procs]
-    errs = "".join(p.stderr.read() for p in procs if p.stderr is not None)
+    errs = "".join(p.communicate()[1] for p in procs)  # read their pipes: a full one would block the process
+    codes = [p.returncode for p in procs]
     kept = sorted(p.name for p in Path(".").glob("F.interrupted-*"))
     b.add("signal, concurrent --force", "two `denoise I --out F --force` on one finished run, both SIGTERMed at once",
           codes[1], errs, f"exits {codes}; beside F: {kept}", codes == [143, 143] and len(kept) == 2)
