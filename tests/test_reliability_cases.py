@@ -71,7 +71,8 @@ def test_a_signal_while_a_run_is_saved_stops_the_next_runs(tmp_path: Path, image
                                                            handlers) -> None:
     """A signal during ``on_end`` (inside the deferral that saves run 0) used to be recorded and
     never raised: runs 1 and 2 were fitted and the run said complete."""
-    from dipscope import Callback, RestoreRequest, restore
+    from dipscope import Callback
+    from dipscope.restore import RestoreRequest, restore
 
     class SignalAtEnd(Callback):
         def on_end(self, state) -> None:
@@ -106,7 +107,7 @@ def test_a_signal_while_a_task_is_saved_stops_the_sweep(tmp_path: Path, handlers
 
 def test_a_signal_while_the_next_run_is_built_keeps_the_finished_runs(tmp_path: Path, image_file: Path, one_thread,
                                                                       handlers, monkeypatch) -> None:
-    from dipscope import RestoreRequest, restore
+    from dipscope.restore import RestoreRequest, restore
     from dipscope.fit import loop
 
     real, calls = loop.check_inputs, []
@@ -281,7 +282,7 @@ def test_from_dipscope_import_restore_is_the_function() -> None:
 
 
 def test_a_request_takes_paths_as_strings(tmp_path: Path, image_file: Path) -> None:
-    from dipscope import RestoreRequest, restore
+    from dipscope.restore import RestoreRequest, restore
 
     run = restore(RestoreRequest(image=str(image_file), out=str(tmp_path / "o"), steps=2, levels=3, device="cpu",
                                  runs=1))
