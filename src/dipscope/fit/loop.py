@@ -152,6 +152,9 @@ class GroupFit:
     per run (:meth:`results`).
     """
 
+    #: Steps of loss the first buffer holds (it doubles as needed).
+    loss_chunk = 4096
+
     def __init__(self, spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: list[int],
                  clean: torch.Tensor | None, operator: Operator | None, callbacks: list[list[Callback]],
                  ssim: bool) -> None:
@@ -174,7 +177,7 @@ class GroupFit:
         self.clean = clean.detach().cpu().float() if clean is not None else None
         self.books = [RunBook(seed, cbs) for seed, cbs in zip(seeds, callbacks)]
         # grown as the steps are done (:meth:`keep_losses`): a huge step budget costs nothing up front
-        self.losses = torch.zeros(min(config.steps, 4096), self.R, device=self.device, dtype=self.dtype)
+        self.losses = torch.zeros(min(config.steps, self.loss_chunk), self.R, device=self.device, dtype=self.dtype)
         self.ema: torch.Tensor | None = None
         self.guard = DivergenceGuard(self.net, self.R, config.divergence_factor) if config.recover_divergence else None
         self.stop_event: threading.Event | None = None  # set by another thread: stop as if interrupted
