@@ -131,7 +131,12 @@ def fetch(name: str, directory: str | os.PathLike, download: Callable[[str, Path
     and is renamed only after its sha256 matches, so an interrupted fetch leaves no bad file.
     """
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DipscopeError(f"cannot fetch {name} into {root}: it is a file, not a folder") from None
+    except OSError as e:
+        raise DipscopeError(f"cannot fetch {name} into {root}: {e.strerror or e}") from None
     written: list[Path] = []
     for e in entries(name):
         path = root / e.file

@@ -6,6 +6,7 @@ table or record where a complete one was."""
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -14,28 +15,45 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from .errors import DipscopeError
+
 
 @contextmanager
 def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[io.TextIOWrapper]:
     """A text file to write that replaces ``path`` only once closed without an error.
 
     A symbolic link is written through (its target is replaced); an existing file keeps its
-    permissions, a new one gets those ``open`` would give it (0666 less the umask).
+    permissions, a new one gets those ``open`` would give it (0666 less the umask). A write the
+    system refuses (disk full, quota) raises :class:`~dipscope.errors.DipscopeError`, and
+    ``path`` keeps what it held.
     """
     path = Path(os.path.realpath(path))
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o666 & ~_UMASK
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise cannot_write(path, e) from None
     try:
         with os.fdopen(fd, "w", newline=newline) as f:
             yield f
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise cannot_write(path, e) from None
         raise
+
+
+def cannot_write(path: Path, error: OSError) -> DipscopeError:
+    """The error of a write the system refused, as one line (disk full: what to do)."""
+    text = f"cannot write {path}: {error.strerror or error}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free some space and run the command again (what was finished is intact)"
+    return DipscopeError(text)
 
 
 def _read_umask() -> int:

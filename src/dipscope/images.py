@@ -72,7 +72,7 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     Raises
     ------
     DipscopeError
-        If the path is missing or a directory, the file is not a readable image, it is a
+        If the path is missing, a directory or not a regular file (a FIFO), the file is not a readable image, it is a
         16-bit colour PNG (which Pillow cannot decode), its sample type or channel count is
         unsupported, it contains NaN, or either side is shorter than 2 pixels.
     """
@@ -81,6 +81,8 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise DipscopeError(f"image {p} does not exist")
     if p.is_dir():
         raise DipscopeError(f"image path {p} is a directory, not a file")
+    if not p.is_file():  # a FIFO, socket or device: reading it could block for ever
+        raise DipscopeError(f"image path {p} is not a regular file (a pipe, socket or device)")
     try:
         with open(p, "rb") as fh:
             header = fh.read(32)

@@ -69,6 +69,11 @@ class RestoreRequest:
     kernel: str | None = None  # deblur: gaussian:STD or box:SIZE
     spectra: bool = False  # record the per-band error against the clean image (spectral.csv, spectrum.png)
 
+    def __post_init__(self) -> None:
+        for name in ("image", "out", "clean", "mask"):  # a path given as a str is a path
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, Path(getattr(self, name)))
+
     @property
     def preset_name(self) -> str:
         return self.preset if self.preset is not None else DEFAULT_PRESETS.get(self.task, "ulyanov2018")
@@ -201,7 +206,8 @@ def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> Rest
     run never replaces a finished one.
     """
     request.validate()
-    writer = RunWriter(request.out, force=request.force)  # refuses an existing run before any work
+    writer = RunWriter(request.out, force=request.force,  # refuses an existing run before any work
+                       inputs=(request.image, request.clean, request.mask))
     spec, config = resolve(request)
     image = read_image(request.image)
     m = measure(request.task, image, given=request.given, clean_path=request.clean, sigma=request.sigma,
@@ -229,6 +235,9 @@ def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> Rest
     with interrupts.deferred():  # from here on a signal must not throw away the finished fit
         why = None if rule != "none" or request.stop == "none" else "the measurement holds no noise to overfit"
         chosen = [_choice(stopper, result, return_ema, request.stop, why) for stopper, result in zip(stoppers, results)]
+        if not all(bool(torch.isfinite(image_k).all()) for image_k, _ in chosen):
+            raise DipscopeError(f"the fit diverged: its output holds NaN or infinite values (learning rate "
+                                f"{config.lr:g}); choose a smaller --lr")
         for image_k, stop_k in chosen:
             stop_k["max_steps"] = config.steps
             stop_k["result_psnr"] = _psnr_or_none(image_k, m.clean)

@@ -124,6 +124,9 @@ def _mask(image: torch.Tensor, mask_path: Path | None, drop: float | None, seed:
         raise DipscopeError("inpaint needs either --mask MASK.png or --drop FRACTION (not both)")
     if drop is not None:
         mask = Mask.random(image.shape, drop, seed)
+        if not bool(mask.mask.any()):
+            raise DipscopeError(f"dropping a fraction {drop:g} of the {mask.mask.numel()} values left none known: "
+                                "the fit would have no data; drop a smaller fraction")
         return mask, {"operator": "mask", "drop": drop, "mask_seed": seed,
                       "known_fraction": float(mask.mask.mean())}
     values = read_image(mask_path)
@@ -135,9 +138,13 @@ def _mask(image: torch.Tensor, mask_path: Path | None, drop: float | None, seed:
     if known.shape[0] not in (1, image.shape[0]):
         raise DipscopeError(f"the mask {mask_path} has {known.shape[0]} channels but the image has {image.shape[0]}")
     if not bool(known.any()):
-        raise DipscopeError(f"the mask {mask_path} marks no pixel as known (white = known)")
+        brightest = round(float(values.max()) * 255)
+        scale = f"; its brightest value is {brightest} of 255 — a 0/1 mask must be saved as 0/255" if brightest else ""
+        raise DipscopeError(f"the mask {mask_path} marks no pixel as known (white = known, above 127){scale}")
     return Mask(known), {"operator": "mask", "mask": str(mask_path), "known_fraction": float(known.mean())}
 
 
 def _shape(shape: Any) -> str:
-    return f"{shape[-2]}×{shape[-1]}"
+    """``H×W``, with the colour when the shape has channels: ``64×64 grey``, ``64×64 RGB``."""
+    colour = {1: " grey", 3: " RGB"}.get(shape[0], f" with {shape[0]} channels") if len(shape) == 3 else ""
+    return f"{shape[-2]}×{shape[-1]}{colour}"

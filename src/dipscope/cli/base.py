@@ -7,6 +7,7 @@ Every user error (bad path, unreadable image, impossible configuration) prints o
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import re
@@ -211,6 +212,15 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
+def os_error_line(error: OSError) -> str:
+    """An operating-system error as one line: what failed, on which file, and what to do."""
+    where = f" ({error.filename})" if error.filename else ""
+    text = f"{error.strerror or error}{where}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += "; free some space and run the command again (finished runs and tables are intact)"
+    return text
+
+
 def _main(argv: Optional[list[str]], previous: dict[int, object]) -> None:
     try:
         status = app(args=argv, standalone_mode=False)
@@ -226,6 +236,9 @@ def _main(argv: Optional[list[str]], previous: dict[int, object]) -> None:
     except DipscopeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:  # the system refused an operation (disk full, quota, busy): one line, as any error
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         print(f"aborted by {interrupts.name()}", file=sys.stderr)
         sys.exit(interrupts.exit_code())

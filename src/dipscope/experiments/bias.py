@@ -25,11 +25,11 @@ from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
 from ..plots import band_heatmap
-from ..runs import Task, require_complete
+from ..runs import Task, require_complete, tensor_digest
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
 from .base import Experiment
-from .common import describe, markdown_table, model_choice
+from .common import describe, fit_check, markdown_table, model_choice
 
 
 @dataclass
@@ -82,7 +82,8 @@ def _task(name: str, image: torch.Tensor, model: str, cfg: BiasConfig) -> Task:
 
     return Task(f"{model}/{name}", work, {"image": name, "shape": list(image.shape), **describe(spec, config),
                                           "bands": cfg.bands, "tau": cfg.tau, "factor": cfg.factor,
-                                          "resize": cfg.resize})
+                                          "resize": cfg.resize}, inputs={"image": tensor_digest(image)},
+                check=fit_check(name, spec, image, config, cfg.bands))
 
 
 class BiasExperiment(Experiment):

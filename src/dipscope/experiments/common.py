@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import DipscopeError
-from ..fit import FitConfig
+from ..fit import FitConfig, check_inputs
 from ..models import ModelSpec, spec_to_dict
 from ..presets import preset
 
@@ -82,6 +82,28 @@ def _study_model(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
     else:
         raise DipscopeError(f"unknown model {name!r}; choose dip, linear-N or relunet")
     return spec, config
+
+
+def fit_check(name: str, spec: ModelSpec, image: torch.Tensor, config: FitConfig, bands: int | None = None):
+    """A task's check (:attr:`dipscope.runs.Task.check`): the fit can run on ``image``
+    (:func:`~dipscope.fit.check_inputs`) and, with ``bands``, each of that many frequency rings
+    holds at least one of the image's frequencies (an empty ring has no error to measure)."""
+
+    def check() -> None:
+        _, h, w = image.shape
+        try:
+            check_inputs(spec, image, config)
+        except DipscopeError as e:
+            raise DipscopeError(f"{name} ({h}×{w} px as fitted): {e}") from None
+        if bands is not None:
+            from ..spectral import band_masks
+
+            empty = int((~band_masks(h, w, bands)[0].flatten(1).any(dim=1)).sum())
+            if empty:
+                raise DipscopeError(f"{name} is {h}×{w} px as fitted, too small for {bands} frequency bands: "
+                                    f"{empty} of them hold no frequency; give a larger image or fewer bands")
+
+    return check
 
 
 def describe(spec: ModelSpec, config: FitConfig) -> dict[str, Any]:

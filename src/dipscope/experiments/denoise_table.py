@@ -38,7 +38,8 @@ from ..images import write_image
 from ..metrics import psnr
 from ..physics import RESIZES, denoising_pair
 from ..plots import bars, curves
-from ..runs import Task, claim_sweep_folder, finished_summary, plan_tasks, require_complete, run_tasks
+from ..runs import (Task, claim_sweep_folder, finished_summary, plan_tasks, require_complete, run_tasks,
+                   tensor_digest)
 from ..runs import ExecutorOptions, TasksFailed
 from ..files import write_csv, write_text
 from ..runtime import PRECISIONS, check_device_name, check_flush_denormals, device_in_words, resolve_device
@@ -154,7 +155,7 @@ def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: 
     if config.flush_denormals:  # exact arithmetic is the reference: its finished runs count as done
         accepted += [replace(c, flush_denormals=False) for c in [config, *accepted]]
     return Task(f"{model}/{name}/run-{run}", work, settings(config),
-                also_accept=tuple(settings(c) for c in accepted))
+                also_accept=tuple(settings(c) for c in accepted), inputs={"image": tensor_digest(clean)})
 
 
 def prepare(cfg: TableConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -41,10 +41,10 @@ from ..fit import fit
 from ..metrics import psnr
 from ..physics import GaussianNoise, LowFreqNoise, Noise
 from ..plots import band_heatmap
-from ..runs import ExecutorOptions, Task, require_complete
+from ..runs import ExecutorOptions, Task, require_complete, tensor_digest
 from ..runs.rundir import write_csv
 from .base import Experiment
-from .common import crop_side, describe, fmt, markdown_table, model_choice
+from .common import crop_side, describe, fit_check, fmt, markdown_table, model_choice
 
 NOISES = ("lowfreq", "white")
 # The study's snapshot iterations (Fig. "low-frequency noise"): DIP and ReLUNet.
@@ -164,7 +164,18 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
     return Task(f"{model}/{name}/{noise_kind}", work, {
         "image": name, "shape": list(clean.shape), "crop": cfg.crop_side, **describe(spec, config),
         "noise": noise_kind, "sigma": cfg.sigma, "fc": cfg.fc, "clip": cfg.clip, "tau": cfg.tau,
-        "bands": cfg.bands, "texture_band": list(ring), "noise_seed": cfg.seed})
+        "bands": cfg.bands, "texture_band": list(ring), "noise_seed": cfg.seed}, inputs={"image": tensor_digest(clean)},
+        check=lambda: _check(name, spec, clean, config, noise_kind, cfg))
+
+
+def _check(name: str, spec: Any, clean: torch.Tensor, config: Any, noise_kind: str, cfg: LowFreqConfig) -> None:
+    """A task's check before the sweep: the fit can run, and the noise can be drawn at this size."""
+    fit_check(name, spec, clean, config, cfg.bands)()
+    try:
+        make_noise(noise_kind, cfg.sigma / 255.0, cfg.fc, cfg.seed).sample(clean.shape)
+    except DipscopeError as e:
+        _, h, w = clean.shape
+        raise DipscopeError(f"{name} ({h}×{w} px as fitted), {noise_kind} noise: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,10 +40,10 @@ from ..errors import DipscopeError
 from ..fit import fit
 from ..metrics import psnr
 from ..models import SkipSpec
-from ..runs import ExecutorOptions, Task, require_complete
+from ..runs import ExecutorOptions, Task, require_complete, tensor_digest
 from ..runs.rundir import write_csv
 from .base import Experiment
-from .common import crop_side, describe, fmt, markdown_table, model_choice
+from .common import crop_side, describe, fit_check, fmt, markdown_table, model_choice
 
 MODES = ("nearest", "bilinear", "transposed")
 STRIDES = (2, 4, 8, 16, 32)
@@ -168,7 +168,9 @@ def _task(name: str, image: torch.Tensor, key: str, spec: SkipSpec, config, cfg:
 
     return Task(f"{key}/{name}", work, {"image": name, "shape": list(image.shape), "crop": cfg.crop_side,
                                         **describe(spec, config), "bands": cfg.bands, "tau": cfg.tau,
-                                        "hf_cutoff": cfg.hf_cutoff, "init_seeds": cfg.init_seeds, "at_steps": at})
+                                        "hf_cutoff": cfg.hf_cutoff, "init_seeds": cfg.init_seeds, "at_steps": at},
+                inputs={"image": tensor_digest(image)},
+                check=fit_check(name, spec, image, config, cfg.bands))
 
 
 class UpsamplingExperiment(Experiment):

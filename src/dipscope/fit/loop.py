@@ -125,10 +125,15 @@ def fit_runs(
                 for s, cbs in zip(seeds, callbacks)]  # built here, in turn: weights from the global generator
         return fit_in_threads(fits, workers)
     results: list[FitResult] = []
-    for s, cbs in zip(seeds, callbacks):
-        results += GroupFit(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim).run()
-        if results[-1].interrupted:  # Ctrl-C ends the whole call, not just the current run
-            break
+    try:  # a stop signal between runs (while the next one is built) keeps the finished ones
+        for s, cbs in zip(seeds, callbacks):
+            interrupts.raise_pending()  # one that came while the last run was saved stops here
+            results += GroupFit(spec, target, replace(config, seed=s), [s], clean, operator, [cbs], ssim).run()
+            if results[-1].interrupted:  # Ctrl-C ends the whole call, not just the current run
+                break
+    except KeyboardInterrupt:
+        if not results:
+            raise
     return results
 
 
@@ -153,6 +158,9 @@ class GroupFit:
     per run (:meth:`results`).
     """
 
+    #: Steps of loss the first buffer holds (it doubles as needed).
+    loss_chunk = 4096
+
     def __init__(self, spec: ModelSpec, target: torch.Tensor, config: FitConfig, seeds: list[int],
                  clean: torch.Tensor | None, operator: Operator | None, callbacks: list[list[Callback]],
                  ssim: bool) -> None:
@@ -174,7 +182,8 @@ class GroupFit:
         self._build(seeds, out_shape, target)
         self.clean = clean.detach().cpu().float() if clean is not None else None
         self.books = [RunBook(seed, cbs) for seed, cbs in zip(seeds, callbacks)]
-        self.losses = torch.zeros(config.steps, self.R, device=self.device, dtype=self.dtype)
+        # grown as the steps are done (:meth:`keep_losses`): a huge step budget costs nothing up front
+        self.losses = torch.zeros(min(config.steps, self.loss_chunk), self.R, device=self.device, dtype=self.dtype)
         self.ema: torch.Tensor | None = None
         self.guard = DivergenceGuard(self.net, self.R, config.divergence_factor) if config.recover_divergence else None
         self.stop_event: threading.Event | None = None  # set by another thread: stop as if interrupted
@@ -232,6 +241,13 @@ class GroupFit:
     def run_losses(self, out: torch.Tensor) -> torch.Tensor:
         """Per-run data term ``||A(x) − y||² / N`` of outputs (R, C, H, W)."""
         return torch.mean((self.op(out) - self.y) ** 2, dim=(1, 2, 3))
+
+    def keep_losses(self, step: int, run_loss: torch.Tensor) -> None:
+        """Store step ``step``'s per-run losses, doubling the buffer when it is full."""
+        if step >= len(self.losses):
+            grown = min(2 * len(self.losses), self.config.steps)
+            self.losses = torch.cat([self.losses, self.losses.new_zeros(grown - len(self.losses), self.R)])
+        self.losses[step] = run_loss
 
     def _update_ema(self, out: torch.Tensor) -> None:
         alpha = self.config.ema
@@ -300,7 +316,7 @@ class GroupFit:
             out = out.detach()
             if config.ema is not None:
                 self._update_ema(out)
-        self.losses[step] = run_loss.detach()
+        self.keep_losses(step, run_loss.detach())
         if step % config.observe_every == 0:
             values = run_loss.detach().cpu().tolist()
             bad = [False] * self.R
@@ -348,7 +364,7 @@ class GroupFit:
         assert self.graph_step is not None
         self.graph_step()
         out, run_loss = self.static_out, self.static_loss
-        self.losses[step] = run_loss
+        self.keep_losses(step, run_loss)
         if config.ema is not None:
             self._update_ema(out)
         if not observed:
@@ -379,6 +395,7 @@ class GroupFit:
                 for step in range(self.config.steps):
                     if self.stop_event is not None and self.stop_event.is_set():
                         raise KeyboardInterrupt
+                    interrupts.raise_pending()  # a signal held back by a deferral elsewhere
                     if self.step(step):
                         break
                 else:

@@ -55,8 +55,7 @@ def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean
     The network outputs an image of the operator's domain shape (the target's, except for
     super-resolution); the clean reference must have that shape."""
     config.validate()
-    if target.ndim != 3:
-        raise DipscopeError(f"the target must be a (C, H, W) image, got shape {tuple(target.shape)}")
+    check_image("target", target)
     operator = operator or Identity()
     shape = operator.domain_shape(target.shape)
     _, h, w = shape
@@ -69,6 +68,8 @@ def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean
         raise DipscopeError(f"image is {h}×{w} px but the {spec.levels}-level network needs at least {need} per side; "
                             f"{fits} (--levels)")
     check_min_size(h, w, spec.min_side, f"the {spec.family} model")
+    if clean is not None:
+        check_image("clean", clean)
     if clean is not None and tuple(clean.shape) != tuple(shape):
         what = "the target" if tuple(shape) == tuple(target.shape) else "the restored image"
         raise DipscopeError(f"the clean image is {tuple(clean.shape)} but {what} is {tuple(shape)}")
@@ -76,6 +77,36 @@ def check_inputs(spec: ModelSpec, target: torch.Tensor, config: FitConfig, clean
         raise DipscopeError("pixel minibatches need a coordinate model (relunet)")
     if config.pixel_batch and not operator.pixelwise:
         raise DipscopeError(f"pixel minibatches need a pixel-wise forward operator, not {type(operator).__name__}")
+
+
+#: The values an image may take: [0, 1], with room for a noisy measurement's excursions; an image
+#: outside these bounds is on another scale (0–255) or broken.
+VALUE_RANGE = (-1.0, 2.0)
+
+
+def check_image(name: str, image: object) -> None:
+    """Refuse an image the loop cannot fit meaningfully: not a floating-point torch tensor, not
+    (C, H, W) (an (H, W, C) array is named as such), values that are NaN or infinite, or values
+    on the 0–255 scale instead of [0, 1] (:data:`VALUE_RANGE`). ``name`` is the parameter's."""
+    if not isinstance(image, torch.Tensor):
+        raise DipscopeError(f"{name} must be a torch.Tensor (C, H, W) with values in [0, 1], not {type(image).__name__}")
+    if not image.is_floating_point():
+        raise DipscopeError(f"{name} is a {str(image.dtype).replace('torch.', '')} tensor; the fit needs floating-point "
+                            "values in [0, 1] (divide 0–255 values by 255)")
+    shape = tuple(image.shape)
+    if image.ndim != 3:
+        raise DipscopeError(f"{name} must be a (C, H, W) image, got shape {shape}")
+    if shape[0] > 4 and shape[2] in (1, 2, 3, 4):
+        raise DipscopeError(f"{name} has shape {shape}, which looks like (H, W, C); give (C, H, W), e.g. "
+                            f"{name}.permute(2, 0, 1)")
+    if image.numel() and not bool(torch.isfinite(image).all()):
+        bad = int((~torch.isfinite(image)).sum())
+        raise DipscopeError(f"{name} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}; the fit needs finite values")
+    if image.numel():
+        low, high = float(image.min()), float(image.max())
+        if low < VALUE_RANGE[0] or high > VALUE_RANGE[1]:
+            hint = " (0–255 values? divide them by 255)" if high > VALUE_RANGE[1] else ""
+            raise DipscopeError(f"{name}'s values span [{low:g}, {high:g}]; the fit needs values in [0, 1]{hint}")
 
 
 def check_memory(spec: ModelSpec, out_shape: tuple[int, int, int], runs: int, pixel_batch: int | None,

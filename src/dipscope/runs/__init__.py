@@ -13,8 +13,8 @@ from .executors import ExecutorOptions
 from .schedule import TasksFailed
 from .rundir import RunWriter, read_record, run_record, write_csv, write_json
 from .sweep import SWEEP_MARK, Plan, check_sweep_folder, claim_sweep_folder, finished_summary, plan_tasks, run_tasks
-from .task import Task, require_complete
+from .task import Task, require_complete, tensor_digest
 
 __all__ = ["ExecutorOptions", "Plan", "RunWriter", "SWEEP_MARK", "Task", "TasksFailed", "check_sweep_folder",
            "claim_sweep_folder", "finished_summary", "plan_tasks", "read_record", "require_complete", "run_record",
-           "run_tasks", "write_csv", "write_json"]
+           "run_tasks", "tensor_digest", "write_csv", "write_json"]

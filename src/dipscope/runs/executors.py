@@ -102,7 +102,7 @@ def _fill(task: Task, directory: Path, command: list[str], info: dict[str, Any])
     # Where the numbers were made: CPU results depend on the thread count, GPU results do not.
     info = {**info, "device": "cuda" if torch.cuda.is_initialized() else "cpu"}
     write_json(directory / RUN_FILE, run_record(task=task.key, config=task.config, summary=summary,
-                                                command=command, executor=info))
+                                                command=command, executor=info, inputs=task.inputs))
     return summary
 
 

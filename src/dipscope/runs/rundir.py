@@ -13,14 +13,16 @@ import datetime as _dt
 import errno
 import fcntl
 import glob
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .. import interrupts
 from ..errors import DipscopeError
@@ -46,26 +48,59 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
 
 def is_dipscope_run(path: str | Path) -> bool:
     """True when ``path`` holds a ``run.json`` written by dipscope (its ``versions`` name dipscope)."""
-    record = read_record(path)
-    return record is not None and isinstance(record.get("versions"), dict) and "dipscope" in record["versions"]
+    return written_by_dipscope(read_record(path))
+
+
+def written_by_dipscope(record: Any) -> bool:
+    """True when ``record`` is a JSON object of ours: its ``versions`` name dipscope."""
+    return isinstance(record, dict) and isinstance(record.get("versions"), dict) and "dipscope" in record["versions"]
+
+
+#: Bytes a file name may have (NAME_MAX of Linux and macOS file systems).
+NAME_MAX = 255
+#: Bytes kept free after a sibling's prefix for what follows it (a time stamp, ``-N``, a random tail).
+_TAIL = 40
+
+
+def sibling_stem(name: str, extra: int) -> str:
+    """``name`` as the stem of a sibling name with ``extra`` more bytes around it: itself when
+    the result fits in :data:`NAME_MAX`, else cut short and ended by ``~`` and a hash of the
+    whole name (the same name always gives the same stem, so later runs find the siblings)."""
+    if len(name.encode()) + extra <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    room = NAME_MAX - extra - len(digest) - 1
+    return name.encode()[:room].decode(errors="ignore") + "~" + digest
 
 
 def set_aside(path: str | Path, why: str, name: str | None = None) -> Path:
     """Rename directory ``path`` to a free sibling ``NAME.WHY-TIME`` (``NAME``: ``name``, else
-    ``path``'s own; ``-2``, ``-3``… appended if taken); return the new path."""
+    ``path``'s own, shortened to fit a file name; ``-2``, ``-3``… appended if taken); return the
+    new path. The rename itself claims the name (never onto a directory another process made)."""
     path = Path(path)
-    base = f"{name or path.name}.{why}-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    base = sibling_name(name or path.name, why)
     target, n = path.with_name(base), 1
-    while target.exists():
+    while True:
+        if not os.path.lexists(target):
+            try:
+                os.rename(path, target)
+                return target
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
         n += 1
         target = path.with_name(f"{base}-{n}")
-    os.rename(path, target)
-    return target
+
+
+def sibling_name(name: str, why: str) -> str:
+    """``NAME.WHY-TIME`` (e.g. ``R.interrupted-20260101T120000``), fitting in a file name."""
+    suffix = f".{why}-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    return sibling_stem(name, len(suffix.encode()) + 8) + suffix
 
 
 def partial_prefix(out: Path) -> str:
     """The name prefix of the temporary directories a :class:`RunWriter` for ``out`` makes."""
-    return f".{out.name}.partial-"
+    return f".{sibling_stem(out.name, _TAIL)}.partial-"
 
 
 LOCK_FILE = ".writing.lock"
@@ -102,12 +137,12 @@ def discard_stale_partials(out: str | Path) -> list[Path]:
 
 def replaced_prefix(out: Path) -> str:
     """The name prefix under which :meth:`RunWriter.commit` moves a run it replaces aside."""
-    return f".{out.name}.old-"
+    return f".{sibling_stem(out.name, _TAIL)}.old-"
 
 
 def replacing_note(out: Path) -> Path:
     """The file in which a forced commit names the run it moves aside, while it swaps the two."""
-    return out.parent / f".{out.name}.replacing"
+    return out.parent / f".{sibling_stem(out.name, _TAIL)}.replacing"
 
 
 def recover_replaced(out: str | Path) -> list[Path]:
@@ -120,6 +155,7 @@ def recover_replaced(out: str | Path) -> list[Path]:
     """
     out = Path(out)
     note = replacing_note(out)
+    _remove_empty_aside(out)
     try:
         if not note.is_file() or time.time() - note.stat().st_mtime < YOUNG_S:
             return []
@@ -139,6 +175,19 @@ def recover_replaced(out: str | Path) -> list[Path]:
             return []
     note.unlink(missing_ok=True)
     return touched
+
+
+def _remove_empty_aside(out: Path) -> None:
+    """Remove the *empty* ``.NAME.old-…`` directories of ``out`` older than :data:`YOUNG_S`: a
+    name reserved by a commit killed before it moved anything (an empty directory holds no run)."""
+    if not out.parent.is_dir():
+        return
+    for old in out.parent.glob(f"{glob.escape(replaced_prefix(out))}*"):
+        try:
+            if old.is_dir() and not old.is_symlink() and time.time() - old.stat().st_mtime >= YOUNG_S:
+                old.rmdir()  # fails, and is left alone, unless empty
+        except OSError:
+            pass
 
 
 #: A partial directory younger than this is never touched (its writer may be between creating
@@ -173,17 +222,24 @@ class RunWriter:
 
     Checked on construction, before any work is done: ``out`` must not exist or be an empty
     directory — unless ``force`` is set and it holds a dipscope run (a ``run.json`` of ours;
-    any other folder is never replaced); it must not be the working directory or one above
-    it; and its parent must accept a new directory (tried, not guessed from permissions).
+    any other folder is never replaced) and none of the run's ``inputs`` (files the run reads)
+    lies inside it; it must not be the working directory or one above
+    it, nor a mount point (which no rename can replace); and its parent must accept a new
+    directory (tried, not guessed from permissions). A symbolic link is followed: the run is
+    written where it points, and the link is kept.
     Before that, a run a forced commit killed mid-way left aside is put back
     (:func:`recover_replaced`); after, temporary directories of ``out`` left by killed writers
     are removed (:func:`discard_stale_partials`). The old ``out`` is replaced only by
     :meth:`commit`, when the new run is complete.
     """
 
-    def __init__(self, out: str | Path, force: bool = False) -> None:
+    def __init__(self, out: str | Path, force: bool = False, inputs: Sequence[str | Path | None] = (),
+                 unique: bool = False) -> None:
         self.out = Path(out)
+        if self.out.is_symlink():  # the run goes where the link points; the link itself stays
+            self.out = Path(os.path.realpath(self.out))
         self.force = force
+        self.unique = unique
         self.tmp: Path | None = None
         self._lock_fd: int | None = None
         self.recovered = recover_replaced(self.out)  # first: the checks below see the run put back
@@ -191,6 +247,10 @@ class RunWriter:
             if self.out.exists() and not self.out.is_dir():
                 raise DipscopeError(f"output path {self.out} exists and is not a directory")
             resolved = self.out.resolve()
+            if self.out.is_dir() and os.path.ismount(self.out):
+                raise DipscopeError(f"output directory {self.out} is a mount point (a volume), which cannot be "
+                                    "renamed or replaced; write into a folder inside it, e.g. "
+                                    f"--out {self.out / 'run'}")
             if Path.cwd().resolve().is_relative_to(resolved):
                 raise DipscopeError(f"output directory {self.out} is the working directory or holds it; "
                                     "choose another --out")
@@ -203,6 +263,13 @@ class RunWriter:
                 if not is_dipscope_run(self.out):
                     raise DipscopeError(f"refusing to replace {self.out}: it is not a dipscope run directory "
                                         f"(no {RUN_FILE} of ours); remove it yourself or choose another --out")
+                for path in inputs:
+                    if path is not None and Path(os.path.realpath(path)).is_relative_to(resolved):
+                        raise DipscopeError(f"refusing to replace {self.out}: it holds {path}, an input of this "
+                                            "run; move that file out first or choose another --out")
+            blocking = next((p for p in self.out.parents if p.exists() and not p.is_dir()), None)
+            if blocking is not None:
+                raise DipscopeError(f"cannot write the output directory {self.out}: {blocking} is a file, not a folder")
             self.out.parent.mkdir(parents=True, exist_ok=True)
             os.rmdir(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
         except OSError as e:
@@ -215,9 +282,9 @@ class RunWriter:
 
     def beside(self, why: str) -> "RunWriter":
         """A writer for a fresh sibling ``NAME.WHY-TIME`` of ``out`` (e.g. an interrupted run that
-        must not replace the finished one in ``out``)."""
-        stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-        return RunWriter(self.out.with_name(f"{self.out.name}.{why}-{stamp}"))
+        must not replace the finished one in ``out``); should another process take that name
+        first, the commit takes the next free one (``-2``, ``-3``…) instead."""
+        return RunWriter(self.out.with_name(sibling_name(self.out.name, why)), unique=True)
 
     def __enter__(self) -> Path:
         self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.out), dir=self.out.parent))
@@ -266,6 +333,10 @@ class RunWriter:
             except OSError as e:
                 if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                     raise
+                if self.unique:  # any free name will do: take the next one
+                    self.out = self._next_free()
+                    self.tmp = None
+                    return self.out
                 kept = set_aside(self.tmp, "conflict", name=self.out.name)
                 self.tmp = None
                 raise DipscopeError(f"{self.out} was written by another process meanwhile; this run is kept in "
@@ -273,9 +344,8 @@ class RunWriter:
             self.tmp = None
             return self.out
         old, note = None, replacing_note(self.out)
-        if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=replaced_prefix(self.out), dir=self.out.parent))
-            os.rmdir(old)
+        if self.out.exists():  # a free name, reserved by nothing on disk (no empty directory to leave behind)
+            old = self.out.parent / f"{replaced_prefix(self.out)}{secrets.token_hex(6)}"
             write_text(note, old.name)  # if this process dies between the renames, the next writer knows
             os.rename(self.out, old)
         try:
@@ -290,6 +360,20 @@ class RunWriter:
             shutil.rmtree(old, ignore_errors=True)
             note.unlink(missing_ok=True)
         return self.out
+
+    def _next_free(self) -> Path:
+        """Rename the finished temporary directory to ``OUT-2``, ``OUT-3``… (the first free one)."""
+        assert self.tmp is not None
+        n = 1
+        while True:
+            n += 1
+            target = self.out.with_name(f"{self.out.name}-{n}")
+            try:
+                os.rename(self.tmp, target)
+                return target
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
 
     def __exit__(self, *exc: object) -> None:
         self._unlock()

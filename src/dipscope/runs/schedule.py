@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import interrupts
 from ..errors import DipscopeError
 from ..files import write_text
 from .executors import ExecutorOptions, make_executor
@@ -67,7 +68,8 @@ def schedule(todo: list[Task], out: Path, options: ExecutorOptions, counter: Cou
     """Run ``todo`` on the chosen executor; return every finished task's summary by key, calling
     ``on_done(key, summary)`` on the driver as each one finishes.
 
-    Retries failed tasks up to ``options.retries`` times; raises :class:`TasksFailed` at the end
+    Retries failed tasks up to ``options.retries`` times (not a :class:`DipscopeError`: a refusal
+    of the task's own data or settings fails the same way again); raises :class:`TasksFailed` at the end
     if some still failed. Ctrl-C cancels what is queued or running and re-raises.
     """
     executor = make_executor(options, out)
@@ -78,11 +80,13 @@ def schedule(todo: list[Task], out: Path, options: ExecutorOptions, counter: Cou
         for task in todo:
             executor.submit(task)
         while executor.pending():
+            interrupts.raise_pending()  # a signal held back while the last task was saved stops the sweep here
             task, outcome = executor.next_result()
             if isinstance(outcome, BaseException):
                 attempts[task.key] = attempts.get(task.key, 0) + 1
                 n = attempts[task.key]
-                if n <= options.retries:
+                fixed = isinstance(getattr(outcome, "cause", None) or outcome, DipscopeError)  # the same again
+                if n <= options.retries and not fixed:
                     counter.say(task.key, f"attempt {n} failed ({Failure(task.key, outcome, n).short()}), retrying")
                     executor.submit(task)
                     continue

@@ -8,7 +8,7 @@ settings (``Task.config``) and, on a CPU, the same torch thread count.
 
 The output folder of a sweep is the sweep's: a new or empty folder is claimed with a
 :data:`SWEEP_MARK` file; a folder that holds anything else — a file, one run's directory, files
-no sweep wrote — is refused before anything is written (:func:`check_sweep_folder`).
+no sweep wrote, a mark that is not a sweep's — is refused before anything is written (:func:`check_sweep_folder`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..fit.types import ADDED_SETTINGS
 from .executors import ExecutorOptions
 from .schedule import Counter, schedule
 from .rundir import (RUN_FILE, _jsonable, discard_stale_partials, is_dipscope_run, partial_prefix, read_record,
-                     run_record, set_aside)
+                     run_record, set_aside, written_by_dipscope)
 from .task import Task
 
 
@@ -72,7 +72,7 @@ def check_sweep_folder(out: Path, keys: Sequence[str] = ()) -> None:
     this moment, or one killed while it did) counts as the mark's, not as a user's file."""
     if out.exists() and not out.is_dir():
         raise DipscopeError(f"--out {out} exists and is not a folder")
-    if not out.is_dir() or (out / SWEEP_MARK).is_file() or \
+    if not out.is_dir() or marked_as_sweep(out) or \
             all(p.name.startswith(f".{SWEEP_MARK}.") for p in out.iterdir()):
         return
     if is_dipscope_run(out):
@@ -81,6 +81,16 @@ def check_sweep_folder(out: Path, keys: Sequence[str] = ()) -> None:
     if not made_by_a_sweep(out, keys):
         raise DipscopeError(f"--out {out} already holds files that no dipscope sweep wrote; "
                             "choose a new or empty folder")
+
+
+def marked_as_sweep(out: Path) -> bool:
+    """True when ``out`` holds a :data:`SWEEP_MARK` that a dipscope sweep wrote (a JSON record
+    naming dipscope's version); an empty or foreign file of that name is not a mark."""
+    try:
+        record = json.loads((out / SWEEP_MARK).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return written_by_dipscope(record)
 
 
 def made_by_a_sweep(out: Path, keys: Sequence[str] = (), depth: int = 3) -> bool:
@@ -103,7 +113,7 @@ def made_by_a_sweep(out: Path, keys: Sequence[str] = (), depth: int = 3) -> bool
 def claim_sweep_folder(out: Path) -> None:
     """Make ``out`` (checked by :func:`check_sweep_folder`) and mark it as a sweep's folder."""
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / SWEEP_MARK).is_file():
+    if not marked_as_sweep(out):
         write_json(out / SWEEP_MARK, run_record())
 
 
@@ -126,7 +136,9 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
     Refused, with one :class:`DipscopeError`: an ``out`` that is not a sweep's folder
     (:func:`check_sweep_folder`); two tasks sharing a directory; a finished run with other
     settings; with ``same_threads``, a finished CPU run made with another torch thread count
-    (the numbers depend on it, so a table would mix two set-ups) — unless ``force`` redoes them.
+    (the numbers depend on it, so a table would mix two set-ups) — unless ``force`` redoes them;
+    a finished run made from other input data (:attr:`Task.inputs`); and a task to run that its
+    own :attr:`Task.check` refuses.
     """
     keys = [task.key for task in tasks]
     check_sweep_folder(out, keys)
@@ -150,6 +162,11 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
         if not _same_settings(record, task):
             raise DipscopeError(f"{directory} holds a finished run with other settings; "
                                 "pass --force to redo it or choose another --out")
+        made_from = record.get("inputs")
+        if task.inputs and isinstance(made_from, dict) and made_from != task.inputs:
+            changed = ", ".join(str(task.config.get(k, k)) for k in task.inputs if made_from.get(k) != task.inputs[k])
+            raise DipscopeError(f"{directory} holds a finished run made from another {changed} (same name, other "
+                                "pixels); pass --force to redo it or choose another --out")
         executor = record.get("executor") if isinstance(record.get("executor"), dict) else {}
         made_with = executor.get("threads")
         device = record["summary"].get("device")
@@ -159,6 +176,9 @@ def plan_tasks(tasks: Sequence[Task], out: Path, force: bool = False,
                                 f"{threads}; CPU results depend on the thread count, so resume with "
                                 f"--threads {made_with} (or pass --force to redo every run)")
         plan.summaries[task.key] = record["summary"]
+    for task in plan.todo:
+        if task.check is not None:
+            task.check()
     return plan
 
 
