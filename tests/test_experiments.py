@@ -37,6 +37,8 @@ def test_bias_smoke_writes_summary_and_resumes(tmp_path: Path, textured_grey: to
         # no hidden recovery: off in the recorded settings, and the (empty) list of resets recorded
         assert record["config"]["fit"]["recover_divergence"] is False and summary["recoveries"] == []
     assert "ρ magnitude" in text and "| recoveries |" in text
+    for quantity in ("magnitude", "complex"):
+        assert (tmp_path / "out" / f"staircase-crop-{quantity}.png").stat().st_size > 0
     capsys.readouterr()
     bias.run(cfg, tmp_path / "out")
     assert capsys.readouterr().out.count("skipped") == 3

@@ -33,7 +33,7 @@ from ..errors import DipscopeError
 from ..fit import fit
 from ..images import write_image
 from ..metrics import psnr
-from ..plots import band_heatmap
+from ..plots import band_heatmap, band_staircase
 from ..runs import Task, require_complete
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
@@ -133,6 +133,7 @@ class BiasExperiment(Experiment):
             if rho_m is not None and (rho_m >= STAIRCASE) != (s["rho"] >= STAIRCASE):
                 disagree.append(f"{s['model']} on {s['image']} (ρ {rho_m:.2f} magnitude, {s['rho']:.2f} complex)")
         write_csv(out / "summary.csv", csv_rows)
+        staircases(out, tasks, summaries, cfg)
         per_model = []
         for model in cfg.models:
             for label, key in (("magnitude (the study's)", "rho_magnitude"), ("complex", "rho")):
@@ -141,8 +142,13 @@ class BiasExperiment(Experiment):
                 if rhos:
                     per_model.append([model, label, f"{np.mean(rhos):.2f}", f"{np.min(rhos):.2f}",
                                       f"{sum(r >= STAIRCASE for r in rhos)}/{len(rhos)}"])
-        verdict = ("The two quantities agree on every run (ρ ≥ 0.9 under both or under neither).\n" if not disagree
-                   else "The quantities disagree (ρ ≥ 0.9 under one only) on: " + "; ".join(disagree) + ".\n")
+        both = sum(summaries[t.key].get("rho_magnitude") is not None for t in tasks)
+        if not both:
+            verdict = "Only the complex error was recorded: these runs were made before the magnitude error was.\n"
+        elif disagree:
+            verdict = "The quantities disagree (ρ ≥ 0.9 under one only) on: " + "; ".join(disagree) + ".\n"
+        else:
+            verdict = f"The two quantities agree on all {both} runs that recorded both (ρ ≥ 0.9 under both or neither).\n"
         return (f"# Bias experiment: per-band learning order ({cfg.profile} profile)\n\n"
                 f"τ = {cfg.tau}, {cfg.bands} rings of equal width on r ≤ 0.5; t_k = first step with the band's "
                 f"error below τ ('–' = not reached, ranked last); ρ = Spearman(band index, t_k). Magnitude: the "
@@ -152,6 +158,23 @@ class BiasExperiment(Experiment):
                                   "final PSNR (dB)", "recoveries"], rows)
                 + "\n" + markdown_table(["model", "quantity", "mean ρ", "min ρ", f"images with ρ ≥ {STAIRCASE}"], per_model)
                 + "\n" + verdict)
+
+
+def staircases(out: Path, tasks: Sequence[Task], summaries: Mapping[str, dict[str, Any]], cfg: BiasConfig) -> None:
+    """``staircase-{image}-{quantity}.png`` per image and per quantity its runs recorded: every
+    model's per-ring errors over the fit and the first step below τ per ring
+    (:func:`dipscope.plots.band_staircase`)."""
+    by_image: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_image.setdefault(summaries[task.key]["image"], []).append(task)
+    for image, image_tasks in by_image.items():
+        data = {summaries[t.key]["model"]: np.load(out / t.key / "spectral.npz") for t in image_tasks}
+        for quantity, key in QUANTITIES.items():
+            if all(f"errors/{key}" in d for d in data.values()):
+                edges = next(iter(data.values()))["edges"]
+                band_staircase({m: (d[f"errors/{key}"], d["steps"]) for m, d in data.items()}, edges,
+                               out / f"staircase-{image}-{quantity}.png",
+                               f"{image} ({cfg.profile} profile): {quantity} error per ring", cfg.tau)
 
 
 def _times_text(times: Sequence[float | None] | None) -> str:
