@@ -170,6 +170,12 @@ collect() {
     (( ${#paths[@]} )) && report bias "${paths[@]}" --out $R/bias-paper --model $model --profile "$PAPER" --resize area &&
       for f in summary.md summary.csv; do mv "$R/bias-paper/$f" "$R/bias-paper/${f/summary/summary-$model}"; done
   done
+  paths=()  # the three models side by side (summary.md, staircase figures) on the images all three finished
+  for item in "${IMAGES[@]}"; do
+    finished bias-dip "$item" && finished bias-linear "$item" && finished bias-relunet "$item" && paths+=("$DATA/$item.png")
+  done
+  (( ${#paths[@]} )) && report bias "${paths[@]}" --out $R/bias-paper --model dip --model linear-128 --model relunet \
+    --profile "$PAPER" --resize area
   for pair in 0 2; do
     done_f=(); for item in "${FRACTIONS[@]}"; do finished trajectory "$pair:$item" && done_f+=("$item"); done
     (( ${#done_f[@]} )) && report trajectory "pattern:$(IFS=,; echo "${done_f[*]}")" --out $R/trajectory-paper/pair-$pair \
