@@ -19,28 +19,35 @@
 #
 # The work is one ordered list of tasks, cheapest evidence first; both queues take the first task
 # that is neither finished nor claimed (mkdir, atomic; `start` drops claims whose process is gone).
-# Estimates: one core of a 2-core AMD EPYC (no native bf16), torch 2.13.0+cpu, fp32, one thread,
-# nice 19 beside other jobs (benchmarks/paper_step_speed.py, a few steps each: niced estimates,
-# a quiet core is faster); two queues halve the wall time.
 #
-#   kind             claim  task (one command each)                                   tasks  min/task  CPU h
-#   upsampling       6      Barbara 128² crop, 48-ch DIP, 500 steps: the 3 modes at     3      45       2.3
+# CPU-hour estimates. "niced": step times measured for this script with a few steps each
+# (benchmarks/paper_step_speed.py and the same for 48 channels), nice 19, one thread, on a 2-core
+# AMD EPYC (no native bf16), torch 2.13.0+cpu, fp32, while the machine ran at a load of ~10
+# (other jobs): DIP-256 5.6 s a step on 128², 16.6 s on 256²; 48-channel DIP 4.9 s on 128²;
+# ReLUNet 435 ms; DIP-Linear-128 84 ms. They are niced estimates on a busy machine, upper
+# bounds. "quiet": the committed quiet step times (DIP-256 879 ms on 128², Intel Xeon with AMX;
+# ReLUNet 93 ms, AMD EPYC; results/denoise-table/README.md) and the committed cpu-profile wall
+# times. Two queues halve the wall time. MINUTES_<kind> (per task, for DEADLINE) default to the
+# niced figures.
+#
+#   kind             claim  task (one command each)                                tasks  CPU h niced  quiet
+#   upsampling       6      Barbara 128² crop, 48-ch DIP, 500 steps: the 3 modes at  3      9.5          ~0.5
 #                           stride 2 (5 levels) and strides 2,4,8,16,32 at one level
-#                           each (--stride-levels 1: only the stride varies), one seed
-#   lowfreq-dip      5      Barbara 128² crop, 64-ch DIP, 1 000 steps, low-frequency    3      25       1.3
-#                           and white noise, one noise draw = network seed
-#   bias-dip         1      one of the 9 images ×4 `area`, 256-ch DIP, 1 000 steps      9      MIN_DIP  see below
-#   bias-linear      1      the same, DIP-Linear-128                                    9      5        0.8
-#   trajectory       2      one pattern fraction (our generator, 256², lines at 0.5     18     MIN_TRAJ see below
-#                           c/px in the top-left F×F square), 256-ch DIP, two runs,
-#                           STEPS_trajectory steps; seed pairs (0,1) and (2,3)
-#   lowfreq-relunet  5      Barbara crop, ReLUNet 50 000 steps (snapshots at 0, 10 000  3      2×80     8
-#                           and 50 000), both noises, one draw = seed
-#   bias-relunet     1      one of the 9 images, ReLUNet 30 000 steps                   9      50       7.5
+#                           each (--stride-levels 1: only the stride varies), a seed
+#   lowfreq-dip      5      Barbara 128² crop, 64-ch DIP, 1 000 steps, low-frequency 3      8.3          ~0.6
+#                           and white noise; one noise draw = network seed
+#   bias-linear      1      one of the 9 images ×4 `area`, DIP-Linear-128, 1 000 st. 9      0.2          0.1
+#   bias-dip         1      the same, 256-ch DIP (the study's), 1 000 steps          9      16           2.5
+#   bias-relunet     1      the same, ReLUNet, 30 000 steps                          9      33           7
+#   lowfreq-relunet  5      Barbara crop, ReLUNet 50 000 steps (snapshots at 0,       3      36           7.8
+#                           10 000 and 50 000), both noises; one draw = seed
+#   trajectory       2      one pattern fraction (our generator, 256², lines at 0.5  18     330          70
+#                           c/px in the top-left F×F square), 256-ch DIP, two runs of
+#                           STEPS_trajectory = 2 000 steps; seed pair (0,1) over all
+#                           fractions (extremes first), then pair (2,3)
 #
-# MIN_DIP and MIN_TRAJ follow from the measured step: DIP 256 ch fp32 ≈ MS_DIP128 ms a step on a
-# 128² image and MS_DIP256 on 256² (printed by `bash benchmarks/claims_cpu.sh` from the defaults
-# below). Total ≈ 35–45 CPU hours, ≈ 20 wall hours on two cores.
+# Claims 1, 5 and 6 together: ~100 CPU h niced, ~18 quiet. Claim 2 at 256 channels is the bulk:
+# a GPU job (its step is ~1 % of this) rather than a CPU sweep, or run it last.
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=$(realpath -m "${SWEEP:-$HERE/../dipscope-claims}")
@@ -50,23 +57,23 @@ PAPER=${PROFILE_PAPER:-paper}
 CPU=${PROFILE_CPU:-cpu}
 DEADLINE=${DEADLINE:-}
 IMAGES=(${SWEEP_IMAGES:-house f16 baboon lena peppers kodim01 kodim02 kodim03 kodim12})
-FRACTIONS=(${FRACTIONS:-0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0})
-STEPS_trajectory=${STEPS_trajectory:-3000}   # the 32-channel runs needed ~1 000 for 0.2's second approach
+FRACTIONS=(${FRACTIONS:-0.2 1.0 0.6 0.4 0.8 0.3 0.5 0.7 0.9})  # extremes first
+STEPS_trajectory=${STEPS_trajectory:-2000}   # twice the study's 1 000: at 32 channels 1 000 cut 0.2 and 0.3 off
 STEPS_relunet=${STEPS_relunet:-50000}        # the poster's last ReLUNet snapshot
-KINDS=(upsampling lowfreq-dip bias-dip bias-linear trajectory lowfreq-relunet bias-relunet)
+KINDS=(upsampling lowfreq-dip bias-linear bias-dip bias-relunet lowfreq-relunet trajectory)
 R=results  # every kind writes under results/ of the clone; collect copies to the same path here
 COMMON=(--device cpu --threads 1 --precision fp32)
 
 kind() {  # kind NAME — sets ITEMS (one task each), MINUTES and the command pieces of a kind
   case $1 in
-    upsampling)      ITEMS="0 1 2" MINUTES=${MINUTES_upsampling:-45} ;;
-    lowfreq-dip)     ITEMS="0 1 2" MINUTES=${MINUTES_lowfreq_dip:-25} ;;
-    bias-dip)        ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_dip:-40} ;;
-    bias-linear)     ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_linear:-5} ;;
+    upsampling)      ITEMS="0 1 2" MINUTES=${MINUTES_upsampling:-190} ;;
+    lowfreq-dip)     ITEMS="0 1 2" MINUTES=${MINUTES_lowfreq_dip:-170} ;;
+    bias-linear)     ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_linear:-3} ;;
+    bias-dip)        ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_dip:-140} ;;
+    bias-relunet)    ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_relunet:-220} ;;
+    lowfreq-relunet) ITEMS="0 1 2" MINUTES=${MINUTES_lowfreq_relunet:-730} ;;
     trajectory)      ITEMS=""; for p in 0 2; do for f in "${FRACTIONS[@]}"; do ITEMS+="$p:$f "; done; done
-                     MINUTES=${MINUTES_trajectory:-330} ;;
-    lowfreq-relunet) ITEMS="0 1 2" MINUTES=${MINUTES_lowfreq_relunet:-160} ;;
-    bias-relunet)    ITEMS="${IMAGES[*]}" MINUTES=${MINUTES_bias_relunet:-50} ;;
+                     MINUTES=${MINUTES_trajectory:-1110} ;;
     *) echo "unknown kind $1" >&2; return 1 ;;
   esac
 }
