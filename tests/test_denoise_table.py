@@ -268,14 +268,15 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_paper_profile_has_no_divergence_recovery_as_the_study_scripts() -> None:
-    from dipscope.experiments.common import model_choice
+def test_no_profile_has_divergence_recovery_as_the_study_scripts() -> None:
+    from dipscope.experiments.common import PROFILES, model_choice
     from dipscope.presets import preset
 
     assert not preset("chakrabarty2019", "skip")[1].recover_divergence
-    for model in ("dip", "linear-128", "relunet"):
-        assert not model_choice(model, "paper")[1].recover_divergence
-        assert model_choice(model, "cpu")[1].recover_divergence  # the committed cpu results were made with it
+    for model in ("dip", "linear-128", "relunet", "linear-2048:lr=1e-4"):
+        for profile in PROFILES:
+            assert not model_choice(model, profile)[1].recover_divergence
+            assert model_choice(model, profile, recover=True)[1].recover_divergence  # only when asked
 
 
 def test_a_model_name_may_change_the_learning_rate(tmp_path: Path, cli) -> None:

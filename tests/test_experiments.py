@@ -25,8 +25,20 @@ def test_bias_smoke_writes_summary_and_resumes(tmp_path: Path, textured_grey: to
         data = np.load(run_dir / "spectral.npz")
         assert data["errors/target"].shape == (len(data["steps"]), 9)
         assert (run_dir / "bias.png").is_file()
-        summary = json.loads((run_dir / "run.json").read_text())["summary"]
+        record = json.loads((run_dir / "run.json").read_text())
+        summary = record["summary"]
         assert len(summary["t_k"]) == 8 and -1 <= summary["rho"] <= 1
+        # both quantities: the magnitude error (the study's) never exceeds the complex one
+        magnitude = data["errors/magnitude/target"]
+        assert magnitude.shape == data["errors/target"].shape
+        assert (magnitude <= data["errors/target"] + 1e-9).all() and (magnitude < data["errors/target"]).any()
+        assert len(summary["t_k_magnitude"]) == 8 and -1 <= summary["rho_magnitude"] <= 1
+        assert (run_dir / "bias_magnitude.png").is_file()
+        # no hidden recovery: off in the recorded settings, and the (empty) list of resets recorded
+        assert record["config"]["fit"]["recover_divergence"] is False and summary["recoveries"] == []
+    assert "ρ magnitude" in text and "| recoveries |" in text
+    for quantity in ("magnitude", "complex"):
+        assert (tmp_path / "out" / f"staircase-crop-{quantity}.png").stat().st_size > 0
     capsys.readouterr()
     bias.run(cfg, tmp_path / "out")
     assert capsys.readouterr().out.count("skipped") == 3
@@ -99,6 +111,23 @@ def test_trajectory_smoke_on_generated_patterns(tmp_path: Path) -> None:
     assert rows[0].startswith("step,d,d_smoothed,band_0") and len(rows) > 5
 
 
+def test_trajectory_seed_pair_both_rises_and_recoveries_recorded(tmp_path: Path) -> None:
+    cfg = trajectory.TrajectoryConfig(images=["pattern:0.2,0.5,0.8"], profile="smoke", device="cpu", seed=2,
+                                      steps=20)
+    text = trajectory.run(cfg, tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "dip" / "pattern-0.50" / "run.json").read_text())
+    assert record["config"]["seeds"] == [2, 3] and record["config"]["fit"]["recover_divergence"] is False
+    assert record["summary"]["recoveries"] == [[], []]
+    assert "Seeds 2, 3" in text and "for the absolute rise and" in text and "relative to the first minimum" in text
+    assert "converged twice" in text
+
+
+def test_second_convergence_compares_the_final_approach_with_the_first_meeting() -> None:
+    assert trajectory.second_convergence({"first_min_d": 20.0, "final_min_d": 15.0}) == "yes"
+    assert trajectory.second_convergence({"first_min_d": 20.0, "final_min_d": 30.0}) == "no (1.50×)"
+    assert trajectory.second_convergence({"first_min_d": None, "final_min_d": None}) == "–"
+
+
 def test_pattern_image_fine_lines_sit_at_nyquist() -> None:
     from dipscope.spectral import band_energy
 
@@ -108,6 +137,10 @@ def test_pattern_image_fine_lines_sit_at_nyquist() -> None:
     assert last_ring > 10  # the lines put their energy at 0.5 cycles/pixel
     half = pattern_image(64, 0.5)
     assert torch.equal(half[:, 40:, :], none[:, 40:, :]) and not torch.equal(half[:, :32, :32], none[:, :32, :32])
+    # lines at 0.5 cycles/pixel in the top-left square of side F·size, nothing elsewhere
+    assert torch.equal(half[:, 32:, :], none[:, 32:, :]) and torch.equal(half[:, :, 32:], none[:, :, 32:])
+    assert torch.equal(half[:, 1:32:2, :32], none[:, 1:32:2, :32])
+    assert torch.allclose(half[:, 0:32:2, :32], none[:, 0:32:2, :32] * 2 / 3)
 
 
 def test_trajectory_recorder_keeps_uint8_frames_as_a_png_would() -> None:

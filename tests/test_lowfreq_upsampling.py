@@ -176,11 +176,41 @@ def test_upsampling_experiment_smoke(tmp_path, striped_png) -> None:
           "--mode", "nearest", "--mode", "transposed", "--stride", "4", "--stride", "32", "--device", "cpu"])
     text = (out / "summary.md").read_text()
     assert "stride 32 vs 4" in text
-    s32 = json.loads((out / "bilinear-s32/striped" / "run.json").read_text())
+    s32 = json.loads((out / "bilinear-s32/seed-0/striped" / "run.json").read_text())
     assert s32["config"]["model"]["factor"] == 32 and len(s32["config"]["model"]["channels_down"]) == 1
     assert 0 <= s32["summary"]["init_hf_fraction"] <= 1
     for fig in ("radius-striped.png", "init-spectra-striped.png", "outputs-striped.png"):
         assert (out / fig).stat().st_size > 0
+    # no hidden recovery, and the radius under both errors
+    assert s32["config"]["fit"]["recover_divergence"] is False and s32["summary"]["recoveries"] == []
+    assert len(s32["summary"]["radius_magnitude"]) == len(s32["summary"]["at_steps"])
+
+
+def test_upsampling_strides_at_one_depth_over_several_seeds(tmp_path, striped_png) -> None:
+    """--stride-levels gives every stride the same depth (and so the same parameters); --seeds
+    runs each setting from several seeds and the report states each order with its count."""
+    out = tmp_path / "up"
+    main(["experiment", "upsampling", str(striped_png), "--out", str(out), "--profile", "smoke", "--steps", "10",
+          "--mode", "nearest", "--mode", "bilinear", "--stride", "2", "--stride", "4", "--stride", "32",
+          "--stride-levels", "1", "--seeds", "2", "--device", "cpu"])
+    records = {(k, sd): json.loads((out / k / f"seed-{sd}" / "striped" / "run.json").read_text())
+               for k in ("bilinear-s2-L1", "bilinear-s4-L1", "bilinear-s32-L1", "bilinear-s2", "nearest-s2")
+               for sd in (0, 1)}
+    for s in (2, 4, 32):
+        model = records[(f"bilinear-s{s}-L1", 0)]["config"]["model"]
+        assert model["factor"] == s and len(model["channels_down"]) == 1
+    params = {records[(f"bilinear-s{s}-L1", 0)]["summary"]["n_parameters"] for s in (2, 4, 32)}
+    assert len(params) == 1  # only the stride differs
+    assert len(records[("bilinear-s2", 0)]["config"]["model"]["channels_down"]) > 1  # the mode setting keeps its depth
+    assert records[("nearest-s2", 0)]["config"]["fit"]["seed"] == 0
+    assert records[("nearest-s2", 1)]["config"]["fit"]["seed"] == 1
+    text = (out / "summary.md").read_text()
+    assert "in 2 seeds" not in text and "of 2 seeds" in text and "stride 32 vs 4 at step" in text
+    assert "Seeds 0, 1" in text and " ± " in text
+    with pytest.raises(SystemExit) as exc:  # stride 32 at 2 levels needs 2048 px
+        main(["experiment", "upsampling", str(striped_png), "--out", str(tmp_path / "x"), "--profile", "smoke",
+              "--stride", "32", "--stride-levels", "2", "--device", "cpu"])
+    assert exc.value.code == 2 and not (tmp_path / "x").exists()
 
 
 def test_upsampling_rejects_a_too_large_stride(tmp_path, striped_png) -> None:

@@ -12,6 +12,7 @@ from dipscope.errors import DipscopeError
 from dipscope.spectral import (
     band_edges,
     band_energy,
+    band_magnitude_error,
     band_masks,
     band_relative_error,
     first_crossing,
@@ -175,6 +176,54 @@ def test_relative_error_shape_mismatch_raises() -> None:
         band_relative_error(_rng_image(3, 8, 8), _rng_image(3, 8, 9))
     with pytest.raises(DipscopeError):
         band_relative_error(_rng_image(2, 3, 8, 8), _rng_image(1, 3, 8, 8))
+
+
+def test_magnitude_error_ignores_a_circular_shift_the_complex_error_does_not() -> None:
+    x0 = _rng_image(3, 16, 20, seed=3)
+    shifted = torch.roll(x0, shifts=(5, -7), dims=(-2, -1))
+    assert float(band_magnitude_error(shifted, x0, edges=4).abs().max()) < 1e-12
+    assert float(band_relative_error(shifted, x0, edges=4)[1:4].min()) > 0.5
+
+
+def test_magnitude_error_zero_for_equal_magnitudes_with_other_phases() -> None:
+    x0 = _rng_image(1, 16, 16, seed=4)
+    spectrum = torch.fft.fft2(x0)
+    # a reflection through the origin conjugates the spectrum: same magnitudes, other phases
+    flipped = torch.roll(torch.flip(x0, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
+    assert torch.allclose(torch.fft.fft2(flipped), spectrum.conj())
+    assert float(band_magnitude_error(flipped, x0).abs().max()) < 1e-12
+    assert float(band_relative_error(flipped, x0)[:8].max()) > 0.1
+
+
+def test_magnitude_error_matches_numpy_and_bounds_the_complex_error() -> None:
+    x0 = _rng_image(3, 12, 10, seed=5)
+    traj = x0 + 0.3 * _rng_image(2, 3, 12, 10, seed=6)
+    got = band_magnitude_error(traj, x0, edges=3, reduce_channels=False)
+    r = np.sqrt(np.fft.fftfreq(12)[:, None] ** 2 + np.fft.fftfreq(10)[None, :] ** 2)
+    bands = [r <= 1 / 6, (r > 1 / 6) & (r <= 2 / 6), (r > 2 / 6) & (r <= 0.5), r > 0.5]
+    a0 = np.abs(np.fft.fft2(x0.numpy(), norm="ortho"))
+    for t in range(2):
+        a = np.abs(np.fft.fft2(traj[t].numpy(), norm="ortho"))
+        for c in range(3):
+            want = [((a[c] - a0[c]) ** 2)[b].sum() / (a0[c] ** 2)[b].sum() for b in bands]
+            np.testing.assert_allclose(got[t, c].numpy(), want, rtol=1e-10)
+    complex_error = band_relative_error(traj, x0, edges=3, reduce_channels=False)
+    assert bool((got <= complex_error + 1e-12).all()) and bool((got < complex_error).any())
+    assert torch.allclose(band_magnitude_error(traj, x0, edges=3), got.mean(dim=1))
+
+
+def test_magnitude_error_refuses_mismatched_shapes_and_has_a_true_example() -> None:
+    import doctest
+
+    from dipscope.spectral import spectra
+
+    with pytest.raises(DipscopeError):
+        band_magnitude_error(_rng_image(3, 8, 8), _rng_image(3, 8, 9))
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    for test in finder.find(spectra.band_magnitude_error, "band_magnitude_error", globs=vars(spectra)):
+        runner.run(test)
+    assert runner.summarize(verbose=False).attempted >= 3 and runner.failures == 0
 
 
 def test_low_error_radius_hand_built() -> None:

@@ -110,22 +110,27 @@ class SpectralObserver(Callback):
     .. math:: e_k(t) = \\frac{\\sum_{f∈B_k} |\\mathcal F(x_t − x_{ref})(f)|^2}{\\sum_{f∈B_k} |\\mathcal F x_{ref}(f)|^2}
 
     averaged over channels (``K`` rings + the corner band, see :mod:`dipscope.spectral`), and the
-    low-error radius ``r(t)`` for threshold ``tau``. Only these numbers are kept, not the
-    trajectory. :meth:`save` writes ``spectral.npz`` and a long-format ``spectral.csv``.
+    low-error radius ``r(t)`` for threshold ``tau``. With ``magnitude=True`` it also records the
+    phase-free error of the Fourier magnitudes (:func:`dipscope.spectral.band_magnitude_error`)
+    under the key ``magnitude/<name>``. Only these numbers are kept, not the trajectory.
+    :meth:`save` writes ``spectral.npz`` and a long-format ``spectral.csv``.
     """
 
     def __init__(self, references: Mapping[str, torch.Tensor], edges: spectral.EdgesLike = None,
-                 tau: float = 0.1, every: int = 1, with_ema: bool = False) -> None:
+                 tau: float = 0.1, every: int = 1, with_ema: bool = False, magnitude: bool = False) -> None:
         self.references = {k: v.detach() for k, v in references.items()}
         self.edges = spectral.resolve_edges(edges)
         self.tau = tau
         self.every = every
         self.with_ema = with_ema
+        self.magnitude = magnitude
         self.steps: list[int] = []
         self.errors: dict[str, list[torch.Tensor]] = {k: [] for k in self._keys()}
 
     def _keys(self) -> list[str]:
         keys = list(self.references)
+        if self.magnitude:
+            keys += [f"magnitude/{k}" for k in self.references]
         return keys + [f"ema/{k}" for k in keys] if self.with_ema else keys
 
     def observe(self, state: FitState) -> None:
@@ -137,6 +142,9 @@ class SpectralObserver(Callback):
             for name, ref in self.references.items():
                 e = spectral.band_relative_error(out, ref.to(out.device), self.edges)
                 self.errors[prefix + name].append(e.cpu())
+                if self.magnitude:
+                    m = spectral.band_magnitude_error(out, ref.to(out.device), self.edges)
+                    self.errors[f"{prefix}magnitude/{name}"].append(m.cpu())
 
     def table(self, reference: str) -> np.ndarray:
         """``e_k(t)`` as an array (T, K + 1); the last column is the corner band."""

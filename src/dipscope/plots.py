@@ -136,3 +136,45 @@ def bars(labels: Sequence[str], groups: Mapping[str, Sequence[float]], path: str
         ax.bar_label(rects, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, labels)
     _finish(fig, ax, path, title, ylabel)
+
+
+def band_staircase(panels: Mapping[str, tuple[np.ndarray, Sequence[int]]], edges: np.ndarray, path: str | Path,
+                   title: str, tau: float) -> None:
+    """Claim 1's figure: per panel (e.g. a model), the relative error of every ring over the fit
+    (log scale, low frequencies dark, high bright) with the threshold ``tau``; and a last panel
+    with each ring's first step below ``tau`` against its centre frequency — the staircase.
+
+    ``panels`` maps a label to ``(errors, steps)``: errors ``(T, K + 1)`` as recorded by
+    :class:`~dipscope.callbacks.SpectralObserver` (the corner column is left out), steps ``(T,)``.
+    A ring that never falls below ``tau`` is drawn at the last step, hollow.
+    """
+    edges = np.asarray(edges, dtype=float)
+    k = len(edges) - 1
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    cmap = plt.get_cmap("plasma")
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), squeeze=False)
+    axes = axes[0]
+    for i, (label, (errors, steps)) in enumerate(panels.items()):
+        errors, steps = np.asarray(errors, dtype=float)[:, :k], np.asarray(steps)
+        for band in range(k):
+            axes[i].semilogy(steps, errors[:, band], color=cmap(band / max(k - 1, 1)), lw=1.1,
+                             label=f"{edges[band]:.3f}–{edges[band + 1]:.3f}")
+        axes[i].axhline(tau, color="k", lw=0.8, ls=":")
+        axes[i].set_title(label, fontsize=9)
+        axes[i].set_xlabel("step")
+        below = errors < tau
+        first = np.array([steps[np.argmax(below[:, b])] if below[:, b].any() else np.nan for b in range(k)])
+        reached = ~np.isnan(first)
+        line, = axes[-1].plot(centres[reached], first[reached], "o-", ms=4, label=label)
+        axes[-1].plot(centres[~reached], np.full((~reached).sum(), steps[-1]), "o", mfc="none",
+                      color=line.get_color(), ms=5)
+    axes[0].set_ylabel("relative error per ring")
+    axes[0].legend(fontsize=6, title="ring (cycles/pixel)", title_fontsize=6)
+    axes[-1].set_xlabel("ring centre (cycles/pixel)")
+    axes[-1].set_ylabel(f"first step with error < τ = {tau}")
+    axes[-1].set_title("the staircase (hollow: not reached)", fontsize=9)
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

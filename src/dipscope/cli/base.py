@@ -92,8 +92,17 @@ def opt_out() -> Any:
 
 
 def opt_profile(default: str = "cpu") -> Any:
-    return typer.Option(Profile(default), help="smoke (seconds), cpu (the committed results on 2 CPU cores), "
-                                      "paper (the study's settings).")
+    return typer.Option(Profile(default), help="smoke (seconds), cpu (reduced to run on 2 CPU cores), "
+                                      "paper (the study's model settings).")
+
+
+def opt_precision() -> Any:
+    return typer.Option(Precision("auto"), help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64.")
+
+
+def opt_recover() -> Any:
+    return typer.Option(False, "--recover-divergence", help="Reset the weights after a loss jump (off by default, "
+                                                            "as in the study's scripts; each run records when it fired).")
 
 
 def opt_data_dir() -> Any:

@@ -10,7 +10,7 @@ import typer
 from ..errors import DipscopeError
 from ..runs.executors import ExecutorOptions
 from .base import (IMAGES_HELP, Command, Precision, Profile, comma_list, experiment_app, opt_data_dir, opt_device,
-                   opt_force, opt_out, opt_profile, with_executor)
+                   opt_force, opt_out, opt_precision, opt_profile, opt_recover, with_executor)
 
 
 @experiment_app.command("bias", cls=Command)
@@ -24,8 +24,11 @@ def experiment_bias(
     resize: str = typer.Option("study", help="study (plain bilinear, as the study) or antialias."),
     tau: float = typer.Option(0.1, help="Relative-error threshold τ."),
     bands: int = typer.Option(8, help="Number of frequency rings."),
+    seed: int = typer.Option(0, help="Seed of the networks."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
+    recover_divergence: bool = opt_recover(),
+    precision: Precision = opt_precision(),
     force: bool = opt_force(),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -33,7 +36,8 @@ def experiment_bias(
     from ..experiments.bias import BiasConfig, run
 
     cfg = BiasConfig(images=images, models=model, profile=profile.value, bands=bands, tau=tau, factor=factor,
-                     resize=resize, data_dir=data_dir, device=device)
+                     resize=resize, seed=seed, data_dir=data_dir, device=device,
+                     recover_divergence=recover_divergence, precision=precision.value)
     print(run(cfg, out, force=force, executor=executor))
 
 
@@ -48,8 +52,11 @@ def experiment_trajectory(
     steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps."),
     channels: Optional[int] = typer.Option(None, help="Override DIP's channels per level."),
     smooth: int = typer.Option(5, help="Window of the centred moving median over snapshots."),
+    seed: int = typer.Option(0, help="Seed of the first run; run i has seed + i."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
+    recover_divergence: bool = opt_recover(),
+    precision: Precision = opt_precision(),
     force: bool = opt_force(),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -59,7 +66,8 @@ def experiment_trajectory(
     if runs < 2:
         raise DipscopeError("--runs must be at least 2")
     cfg = TrajectoryConfig(images=images, model=model, profile=profile.value, runs=runs, steps=steps,
-                           channels=channels, smooth=smooth, data_dir=data_dir, device=device)
+                           channels=channels, smooth=smooth, seed=seed, data_dir=data_dir, device=device,
+                           recover_divergence=recover_divergence, precision=precision.value)
     print(run(cfg, out, force=force, executor=executor))
 
 
@@ -77,8 +85,11 @@ def experiment_lowfreq_noise(
     crop: Optional[int] = typer.Option(None, help="Side of the square crop (never resized); 0 = whole image; default by profile (smoke 64, cpu 128, paper none)."),
     steps: Optional[int] = typer.Option(None, help="Override the profile's number of steps (all models)."),
     tau: float = typer.Option(0.1, help="Threshold τ for 'band fitted'."),
+    seed: int = typer.Option(0, help="Seed of the noise draw and of the networks."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
+    recover_divergence: bool = opt_recover(),
+    precision: Precision = opt_precision(),
     force: bool = opt_force(),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -86,7 +97,8 @@ def experiment_lowfreq_noise(
     from ..experiments.lowfreq_noise import LowFreqConfig, run
 
     cfg = LowFreqConfig(images=images or (), models=model, noises=noise, profile=profile.value, sigma=sigma, fc=fc,
-                        clip=clip, crop=crop, steps=steps, tau=tau, data_dir=data_dir, device=device)
+                        clip=clip, crop=crop, steps=steps, tau=tau, seed=seed, data_dir=data_dir, device=device,
+                        recover_divergence=recover_divergence, precision=precision.value)
     print(run(cfg, out, force=force, executor=executor))
 
 
@@ -106,8 +118,14 @@ def experiment_upsampling(
     hf_cutoff: float = typer.Option(0.25, help="High-frequency power fraction counts r above this (cycles/pixel)."),
     bands: int = typer.Option(16, help="Number of rings for the low-error radius."),
     tau: float = typer.Option(0.1, help="Relative-error threshold τ of the low-error radius."),
+    stride_levels: Optional[int] = typer.Option(None, help="Levels of every stride setting (the same depth for all "
+                                                "strides); default: as many as the image allows, per stride."),
+    seed: int = typer.Option(0, help="Seed of the first network."),
+    seeds: int = typer.Option(1, help="Networks per setting (seeds seed … seed + N − 1)."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
+    recover_divergence: bool = opt_recover(),
+    precision: Precision = opt_precision(),
     force: bool = opt_force(),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -116,7 +134,9 @@ def experiment_upsampling(
 
     cfg = UpsamplingConfig(images=images or (), modes=mode, strides=stride, stride_mode=stride_mode,
                            profile=profile.value, channels=channels, skip_channels=skip_channels, steps=steps,
-                           crop=crop, hf_cutoff=hf_cutoff, bands=bands, tau=tau, data_dir=data_dir, device=device)
+                           crop=crop, hf_cutoff=hf_cutoff, bands=bands, tau=tau, stride_levels=stride_levels,
+                           seed=seed, seeds=seeds, data_dir=data_dir, device=device,
+                           recover_divergence=recover_divergence, precision=precision.value)
     print(run(cfg, out, force=force, executor=executor))
 
 
@@ -163,7 +183,7 @@ def experiment_denoise_table(
                                    "(oracle width) and, with the bm3d package installed, CBM3D."),
     data_dir: Optional[str] = opt_data_dir(),
     device: str = opt_device(),
-    precision: Precision = typer.Option(Precision("auto"), help="auto (bf16 on CUDA and bf16-native CPUs), fp32, bf16, fp64."),
+    precision: Precision = opt_precision(),
     accept_precision: str = typer.Option("", help="Comma-separated precisions whose finished runs count as done "
                                          "(the table says per cell which made it); only where their parity with "
                                          "--precision is measured (benchmarks/table_parity.py)."),
@@ -172,6 +192,7 @@ def experiment_denoise_table(
                                          "as DIP-Linear-2048's does; the table marks those runs 'ftz'); finished "
                                          "runs made without it count as done; refused off the CPU. --report-only reads "
                                          "flushed and exact runs alike."),
+    recover_divergence: bool = opt_recover(),
     force: bool = opt_force("runs"),
     executor: ExecutorOptions = None,  # the executor options (with_executor)
 ) -> None:
@@ -184,7 +205,7 @@ def experiment_denoise_table(
                       profile=profile.value, steps=_model_overrides(steps), noise_seed=noise_seed,
                       data_dir=data_dir, device=device, precision=precision.value, baselines=baselines,
                       accept_precisions=comma_list(accept_precision, "--accept-precision") if accept_precision else (),
-                      flush_denormals=flush_denormals)
+                      flush_denormals=flush_denormals, recover_divergence=recover_divergence)
     print(run(cfg, out, force=force, report_only=report_only, executor=executor))
 
 

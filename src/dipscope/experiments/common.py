@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -23,25 +23,31 @@ from ..presets import preset
 PROFILES = ("smoke", "cpu", "paper")
 
 
-def model_choice(name: str, profile: str) -> tuple[ModelSpec, FitConfig]:
+def model_choice(name: str, profile: str, recover: bool = False) -> tuple[ModelSpec, FitConfig]:
     """The study's settings (``chakrabarty2019``) for model ``name``, scaled to ``profile``.
 
     Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``; a name may end in
     ``:lr=X`` to change the learning rate (e.g. ``linear-2048:lr=1e-4``: a column of our own,
     not the study's setting).
 
-    * ``paper`` — the study's scripts as they are (no divergence recovery: they have none).
+    * ``paper`` — the study's model settings as published. The study published scripts for the
+      denoising table and the two-run trajectory only; an experiment that runs them for another
+      claim makes its own choices of inputs and measures (each says so).
     * ``cpu`` — what 2 CPU cores finish in minutes per image: DIP with 64 instead of 256
-      channels per level; ReLUNet 2 000 instead of 30 000 steps; and the loop's divergence
-      recovery on (the committed ``cpu`` results were made with it). Experiments may reduce
+      channels per level; ReLUNet 2 000 instead of 30 000 steps. Experiments may reduce
       further (their own steps or crops): each says so in its docstring.
-    * ``smoke`` — seconds: tiny widths and a few dozen steps (for tests), recovery on.
+    * ``smoke`` — seconds: tiny widths and a few dozen steps (for tests).
+
+    No profile resets the weights after a loss jump: the study's scripts have no divergence
+    recovery. ``recover=True`` turns the fit loop's recovery on (``FitConfig.recover_divergence``)
+    — an explicit choice that lands in each run's recorded settings, with the steps it fired at
+    in the run's summary (``recoveries``).
     """
     if profile not in PROFILES:
         raise DipscopeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base, _, option = name.partition(":")
     spec, config = _study_model(base, profile)
-    config = replace(config, recover_divergence=profile != "paper")
+    config = replace(config, recover_divergence=bool(recover))
     if option:
         key, _, value = option.partition("=")
         try:
@@ -194,6 +200,17 @@ def load_inputs(items: Sequence[str], data_dir: str | None, factor: int = 1, met
     if not out:
         raise DipscopeError("no input images given")
     return out
+
+
+def recoveries_text(summary: Mapping[str, Any]) -> str:
+    """A table cell for the steps where the fit loop reset the weights after a loss jump: the
+    steps, ``none``, or ``?`` for a run that did not record them (made before runs recorded it)."""
+    if "recoveries" not in summary:
+        return "?"
+    steps = summary["recoveries"]
+    if steps and isinstance(steps[0], list):  # one list per run of a multi-run task
+        return " / ".join(", ".join(str(t) for t in run) or "none" for run in steps)
+    return ", ".join(str(t) for t in steps) or "none"
 
 
 def fmt(value: Any, spec: str = ".2f") -> str:

@@ -67,6 +67,8 @@ class LowFreqConfig:
     seed: int = 0
     data_dir: str | None = None
     device: str = "auto"
+    recover_divergence: bool = False
+    precision: str = "auto"
 
     @property
     def crop_side(self) -> int | None:
@@ -107,14 +109,14 @@ def snapshot_steps(model: str, steps: int, every: int) -> list[int]:
 
 
 def _fit_config(model: str, cfg: LowFreqConfig):
-    spec, config = model_choice(model, cfg.profile)
+    spec, config = model_choice(model, cfg.profile, cfg.recover_divergence)
     if model == "dip" and cfg.profile == "paper":
         config = replace(config, steps=2000)  # past the study's 500-step snapshot
     if model == "relunet" and cfg.profile == "paper":
         config = replace(config, steps=STUDY_STEPS["relunet"][-1])
     if cfg.steps is not None:
         config = replace(config, steps=cfg.steps)
-    return spec, replace(config, seed=cfg.seed, device=cfg.device)
+    return spec, replace(config, seed=cfg.seed, device=cfg.device, precision=cfg.precision)
 
 
 def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowFreqConfig,
@@ -158,7 +160,7 @@ def _task(name: str, clean: torch.Tensor, model: str, noise_kind: str, cfg: LowF
             "t_all_noise": band_obs.first_below("all/noise_left", cfg.tau),
             "final_noise_left": {k: last[f"{k}/noise_left"] for k in bands},
             "snapshot_steps": sorted(snaps.images), "steps": result.steps_done, "seconds": result.seconds,
-            "n_parameters": result.n_parameters,
+            "n_parameters": result.n_parameters, "recoveries": result.recoveries,
         }
 
     return Task(f"{model}/{name}/{noise_kind}", work, {

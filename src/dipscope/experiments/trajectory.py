@@ -32,7 +32,7 @@ from ..runs import Task, require_complete
 from ..runs.executors import ExecutorOptions
 from ..runs.rundir import write_csv
 from .base import Experiment
-from .common import describe, fmt, load_inputs, markdown_table, model_choice
+from .common import describe, fmt, load_inputs, markdown_table, model_choice, recoveries_text
 
 
 @dataclass
@@ -49,6 +49,8 @@ class TrajectoryConfig:
     pattern_size: int | None = None
     data_dir: str | None = None
     device: str = "auto"
+    recover_divergence: bool = False
+    precision: str = "auto"
 
     @property
     def size(self) -> int:
@@ -124,7 +126,7 @@ def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, i
 
 
 def _settings(cfg: TrajectoryConfig):
-    spec, config = model_choice(cfg.model, cfg.profile)
+    spec, config = model_choice(cfg.model, cfg.profile, cfg.recover_divergence)
     if cfg.profile == "cpu" and cfg.model == "dip":
         spec = replace(spec, channels_down=(32,) * 5, channels_up=(32,) * 5)
     if cfg.channels is not None and cfg.model == "dip":
@@ -132,7 +134,7 @@ def _settings(cfg: TrajectoryConfig):
         spec = replace(spec, channels_down=(cfg.channels,) * n, channels_up=(cfg.channels,) * n)
     if cfg.steps is not None:
         config = replace(config, steps=cfg.steps)
-    return spec, replace(config, device=cfg.device)
+    return spec, replace(config, device=cfg.device, precision=cfg.precision)
 
 
 def _task(name: str, image: torch.Tensor, cfg: TrajectoryConfig) -> Task:
@@ -183,6 +185,15 @@ def _task(name: str, image: torch.Tensor, cfg: TrajectoryConfig) -> Task:
                                               "smooth": cfg.smooth, "bands": cfg.bands})
 
 
+def second_convergence(summary: Mapping[str, Any]) -> str:
+    """``yes`` where ``d`` falls after its peak below the first meeting's distance, ``no (d final / d first)``
+    where the window ends above it, ``–`` where there was no first meeting."""
+    first, final = summary.get("first_min_d"), summary.get("final_min_d")
+    if first is None or final is None:
+        return "–"
+    return "yes" if final < first else f"no ({final / first:.2f}×)"
+
+
 def pattern_fraction(name: str) -> float | None:
     """The pattern fraction encoded in an input's name (``triangle-0.5``, ``pattern-0.50``)."""
     try:
@@ -211,24 +222,33 @@ class TrajectoryExperiment(Experiment):
             marks[label] = [s[k] for k in ("first_min_step", "peak_step") if s.get(k) is not None]
             rows.append([label, s["first_min_step"], fmt(s["first_min_d"], ".4g"), s["peak_step"], fmt(s["peak_d"], ".4g"),
                          fmt(s["rise"], ".4g"), fmt(s["rise_ratio"], ".4g"), s["final_min_step"],
-                         fmt(s.get("first_meeting_high_power_ratio"), ".4g")])
+                         fmt(s.get("final_min_d"), ".4g"), second_convergence(s),
+                         fmt(s.get("first_meeting_high_power_ratio"), ".4g"), recoveries_text(s)])
             csv_rows.append({k: v for k, v in s.items() if k not in ("steps", "d_smoothed")})
         write_csv(out / "summary.csv", csv_rows)
         curves(xs, ys, out / "distance.png", f"d(t) = ||x¹_t − x²_t||² ({cfg.model}, {cfg.profile} profile, "
                f"median over {cfg.smooth})", "step", "squared distance between the two runs", logy=True, marks=marks)
-        fractions = [(pattern_fraction(s["image"]), s["rise"]) for s in summaries.values()]
-        fractions = [(f, r) for f, r in fractions if f is not None]
+        fractions = [(pattern_fraction(s["image"]), s["rise"], s["rise_ratio"] - 1.0) for s in summaries.values()]
+        fractions = [row for row in fractions if row[0] is not None]
         if len(fractions) > 2:
-            rho = spectral.spearman_rho([f for f, _ in fractions], [r for _, r in fractions])
-            correlation = f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} over {len(fractions)} images.\n"
+            f = [row[0] for row in fractions]
+            rho = spectral.spearman_rho(f, [row[1] for row in fractions])
+            rho_rel = spectral.spearman_rho(f, [row[2] for row in fractions])
+            correlation = (f"\nSpearman ρ(pattern fraction, rise) = {rho:.2f} for the absolute rise and "
+                           f"{rho_rel:.2f} for the rise relative to the first minimum (peak/min − 1), over "
+                           f"{len(fractions)} images.\n")
         else:
             correlation = (f"\nSpearman ρ(pattern fraction, rise): needs 3 or more pattern images "
                            f"({len(fractions)} here).\n")
         text = (f"# Trajectory experiment: two runs, {cfg.model}, {cfg.profile} profile\n\n"
-                "d(t) smoothed by a centred moving median; rise = d(peak) − d(first minimum); high-power ratio = "
-                "power above 0.25 cycles/pixel of the two outputs at the first minimum over the target's.\n\n"
+                f"Seeds {', '.join(map(str, [cfg.seed + i for i in range(cfg.runs)]))}; d(t) between the first two, "
+                "smoothed by a centred moving median; rise = d(peak) − d(first minimum); converged twice = the "
+                "minimum after the peak is below the first minimum (d falls back past the first meeting within the "
+                "steps run); high-power ratio = power above 0.25 cycles/pixel of the two outputs at the first minimum "
+                "over the target's; recoveries = weight resets after a loss jump, per run.\n\n"
                 + markdown_table(["image", "first min step", "d there", "peak step", "d peak", "rise", "peak/min",
-                                  "final min step", "high-power ratio at first min"], rows)
+                                  "final min step", "d there", "converged twice", "high-power ratio at first min",
+                                  "recoveries"], rows)
                 + correlation)
         return text
 

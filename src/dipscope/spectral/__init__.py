@@ -20,17 +20,18 @@ last entry ``K`` of every per-band result. Fourier transforms use ``norm="ortho"
 Parseval's identity reads :math:`\\sum_p |x(p)|^2 = \\sum_f |\\mathcal F x(f)|^2`.
 
 The package: :mod:`~dipscope.spectral.bands` (radial frequency, rings), :mod:`~dipscope.spectral.spectra`
-(power spectra, per-band errors, low-error radius) and :mod:`~dipscope.spectral.measures`
+(power spectra, per-band errors of the complex coefficients and of their magnitudes, low-error radius) and :mod:`~dipscope.spectral.measures`
 (frequency-band correspondence, statistics over trajectories, high-frequency fraction, texture band).
 """
 
 from .bands import ArrayLike, EdgesLike, band_edges, band_masks, band_stack, radial_frequency, resolve_edges
 from .measures import (first_crossing, frequency_band_correspondence, hf_fraction, spearman_rho, texture_band,
                        windowed)
-from .spectra import band_energy, band_relative_error, low_error_radius, power_spectrum, radial_power_spectrum
+from .spectra import (band_energy, band_magnitude_error, band_relative_error, low_error_radius, power_spectrum,
+                      radial_power_spectrum)
 
 __all__ = [
     "radial_frequency", "band_edges", "band_masks", "power_spectrum", "radial_power_spectrum", "band_energy",
-    "band_relative_error", "low_error_radius", "frequency_band_correspondence", "spearman_rho", "first_crossing",
+    "band_relative_error", "band_magnitude_error", "low_error_radius", "frequency_band_correspondence", "spearman_rho", "first_crossing",
     "windowed", "hf_fraction", "texture_band", "ArrayLike", "EdgesLike", "resolve_edges", "band_stack",
 ]

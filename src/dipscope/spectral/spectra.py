@@ -174,6 +174,77 @@ def band_relative_error(
     True
 
     """
+    xt, ref = _snapshots_and_reference(x, x0)
+    return _band_ratio(band_energy(xt - ref, edges), band_energy(ref, edges), reduce_channels)
+
+
+def band_magnitude_error(
+    x: ArrayLike,
+    x0: ArrayLike,
+    edges: EdgesLike = None,
+    reduce_channels: bool = True,
+) -> torch.Tensor:
+    """Relative error of the Fourier *magnitudes* of ``x`` against those of ``x0``, band by band.
+
+    The phase-free counterpart of :func:`band_relative_error`: for channel ``c`` and band ``k``
+
+    .. math::
+
+        m_{c,k} = \\frac{\\sum_{f \\in B_k} \\big(|\\mathcal F x_c(f)| - |\\mathcal F x_{0,c}(f)|\\big)^2}
+                       {\\sum_{f \\in B_k} |\\mathcal F x_{0,c}(f)|^2}.
+
+    It compares amplitude spectra only — the quantity of the study's helpers, which sum
+    ``|FFT|`` over rings — so it is unchanged when either image is circularly translated
+    (a translation multiplies :math:`\\mathcal F x` by a unit-modulus phase) and is zero
+    whenever the two magnitude spectra agree, whatever the phases. Since
+    :math:`\\big||a| - |b|\\big| \\le |a - b|`, ``m_{c,k} <= e_{c,k}`` of
+    :func:`band_relative_error` band by band. Reduction over channels and ``nan`` for a band
+    where ``x0`` has no energy are as in :func:`band_relative_error`.
+
+    Parameters
+    ----------
+    x : tensor or ndarray, shape (C, H, W) or (T, C, H, W)
+        One image or a batch of snapshots.
+    x0 : tensor or ndarray, shape (C, H, W)
+        The reference image.
+    edges : None, int or sequence of float
+        Ring edges, as in :func:`band_masks`.
+    reduce_channels : bool
+        Average the ratios over channels (default) or keep them.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K + 1,)`` or ``(T, K + 1)``; with ``reduce_channels=False`` ``(C, K + 1)`` or
+        ``(T, C, K + 1)``. The last column is the corner band.
+
+    Raises
+    ------
+    DipscopeError
+        If the shapes are not as above or do not match.
+
+    Examples
+    --------
+    A circular shift leaves every magnitude as it is, but not the complex coefficients:
+
+    >>> import torch
+    >>> x0 = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> shifted = torch.roll(x0, shifts=(3, 5), dims=(-2, -1))
+    >>> bool(band_magnitude_error(shifted, x0, edges=4).abs().max() < 1e-12)
+    True
+    >>> bool(band_relative_error(shifted, x0, edges=4)[1:].min() > 0.5)
+    True
+    """
+    xt, ref = _snapshots_and_reference(x, x0)
+    stack = band_stack(ref.shape[-2], ref.shape[-1], edges, ref.device)
+    amplitude = torch.fft.fft2(xt, norm="ortho").abs()
+    amplitude0 = torch.fft.fft2(ref, norm="ortho").abs()
+    num = torch.einsum("...hw,khw->...k", (amplitude - amplitude0).square(), stack)
+    return _band_ratio(num, band_energy(ref, edges), reduce_channels)
+
+
+def _snapshots_and_reference(x: ArrayLike, x0: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (C, H, W) or (T, C, H, W) and ``x0`` (C, H, W) as float64 on ``x``'s device, checked."""
     xt = _as_float64(x, "x")
     ref = _as_float64(x0, "x0")
     if ref.ndim != 3:
@@ -182,9 +253,11 @@ def band_relative_error(
         raise DipscopeError(
             f"x must have shape {tuple(ref.shape)} or (T, *{tuple(ref.shape)}), got shape {tuple(xt.shape)}"
         )
-    ref = ref.to(xt.device)
-    num = band_energy(xt - ref, edges)
-    den = band_energy(ref, edges)
+    return xt, ref.to(xt.device)
+
+
+def _band_ratio(num: torch.Tensor, den: torch.Tensor, reduce_channels: bool) -> torch.Tensor:
+    """``num / den`` per channel and band, ``nan`` where ``den`` is 0; optionally the nan-mean over channels."""
     ratio = torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.nan)
     if not reduce_channels:
         return ratio
