@@ -42,7 +42,7 @@ _PUBLIC = {
     "EarlyStopping": "stopping",
     "SpectralObserver": "callbacks", "TrajectoryRecorder": "callbacks", "PSNRTracker": "callbacks",
     "psnr": "metrics", "ssim": "metrics",
-    "restore": "restore", "RestoreRequest": "restore", "denoise": "restore", "DenoiseRequest": "restore",
+    "denoise": "restoration", "restore": "restoration", "add_noise": "restoration", "Restoration": "restoration",
     "DeepImagePrior": "interop", "PhysicsOperator": "interop",
     "DipscopeError": "errors",
 }

@@ -255,11 +255,11 @@ def ordering_text(ss: dict[str, dict[str, Any]], at: Sequence[int]) -> str:
 def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss: dict[str, dict[str, Any]],
              cfg: UpsamplingConfig) -> None:
     """Figures: r(t) and h(t) per setting; spectra at init; outputs at the fixed steps side by side."""
-    from ..plots import display_array, plt
+    from ..plots import colormap, display_array, subplots
     from .lowfreq_noise import _read_csv
 
-    cmap = plt.get_cmap("viridis")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    cmap = colormap("viridis")
+    fig, axes = subplots(1, 2, figsize=(12, 4.2))
     for i, k in enumerate(keys):
         rows = _read_csv(out / f"{k}/{name}" / "curves.csv")
         steps = [float(r["step"]) for r in rows]
@@ -275,9 +275,8 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
     fig.suptitle(f"{name}: low-error radius and high-frequency power over the fit, per upsampling setting")
     fig.tight_layout()
     fig.savefig(out / f"radius-{name}.png", dpi=110)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for i, k in enumerate(keys):
         data = np.load(out / f"{k}/{name}" / "init_spectrum.npz")
         ax.loglog(data["centres"], data["mean_power"], color=cmap(i / max(len(keys) - 1, 1)), label=k)
@@ -287,11 +286,10 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / f"init-spectra-{name}.png", dpi=110)
-    plt.close(fig)
 
     snaps = {k: load_snapshots(out / f"{k}/{name}") for k in keys}
     steps = sorted(set().union(*[set(s) for s in snaps.values()]))
-    fig, axes = plt.subplots(len(steps), len(keys) + 1, figsize=(1.9 * (len(keys) + 1), 2.1 * len(steps)),
+    fig, axes = subplots(len(steps), len(keys) + 1, figsize=(1.9 * (len(keys) + 1), 2.1 * len(steps)),
                              squeeze=False)
     for i, t in enumerate(steps):
         for j, k in enumerate(["clean"] + list(keys)):
@@ -313,4 +311,3 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], ss:
     fig.suptitle(f"{name}: outputs at the same steps (h = power fraction above {cfg.hf_cutoff} cycles/pixel)")
     fig.tight_layout()
     fig.savefig(out / f"outputs-{name}.png", dpi=90)
-    plt.close(fig)
