@@ -36,7 +36,7 @@ _PUBLIC = {
     "GaussianNoise": "physics", "LowFreqNoise": "physics", "BandpassNoise": "physics", "MixedNoise": "physics",
     "Mask": "physics", "Identity": "physics", "Downsample": "physics", "Blur": "physics",
     "denoising_pair": "physics",
-    "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "build": "models",
+    "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "NetworkSpec": "models", "build": "models",
     "preset": "presets",
     "fit_runs": "fit", "FitConfig": "fit", "FitResult": "fit", "FitState": "fit", "Callback": "fit",
     "EarlyStopping": "stopping",

@@ -25,7 +25,7 @@ from .callbacks import ProgressBar, SpectralObserver
 from .errors import DipscopeError
 from .fit import Callback, FitConfig, FitResult, check_inputs, fit_runs
 from .images import write_image
-from .models import ModelSpec, spec_to_dict
+from .models import LinearSpec, ModelSpec, NetworkSpec, ReLUNetSpec, SkipSpec, as_spec, spec_to_dict
 from .physics import GaussianNoise, Identity, Mask, Operator
 from .presets import default_runs, preset as preset_settings
 from .runs.rundir import RunWriter, run_record, write_csv, write_json
@@ -125,8 +125,10 @@ def restore(measurement: Any, operator: Any = None, *, clean: Any = None, sigma:
     sigma : the measurement's noise std (0–255) the stopping rule assumes (None: estimated).
     preset : named settings (None: the task's default, :data:`dipscope.tasks.DEFAULT_PRESETS`).
     runs, stop, steps, seed, device, progress : as for :func:`denoise`.
-    network : ``skip`` (the DIP, the default), ``linear`` or ``relunet``, or a
-        :class:`dipscope.models.ModelSpec` (e.g. ``SkipSpec(levels=3)``).
+    network : ``skip`` (the DIP, the default), ``linear`` or ``relunet``, a spec of
+        :mod:`dipscope.models` (e.g. ``SkipSpec().with_levels(3)``), or any ``torch.nn.Module``
+        (or a callable ``make(shape)`` that makes one; :class:`dipscope.models.NetworkSpec` to
+        give it its input), fitted with the preset's DIP settings.
     settings : fit settings that replace the preset's (fields of :class:`dipscope.fit.FitConfig`,
         e.g. ``{"lr": 0.005, "precision": "fp32"}``).
     noisy : whether ``y`` holds noise the network would end up fitting, so that ``stop="auto"``
@@ -201,11 +203,13 @@ def network_and_config(network: Any, preset_name: str, settings: Mapping[str, An
         if family not in MODELS:
             raise DipscopeError(f"unknown network {family!r}; choose one of {', '.join(MODELS)} or give a ModelSpec")
         spec, config = preset_settings(preset_name, family)
-    elif isinstance(network, ModelSpec):
+    elif isinstance(network, (SkipSpec, LinearSpec, ReLUNetSpec)):
         spec, config = network, preset_settings(preset_name, network.family)[1]
-    else:
-        raise DipscopeError(f"network must be a model name ({', '.join(MODELS)}) or a ModelSpec, not "
-                            f"{type(network).__name__}")
+    else:  # a user's network: the preset's DIP fit settings
+        spec, config = as_spec(network), preset_settings(preset_name, "skip")[1]
+        if not isinstance(spec, NetworkSpec):
+            raise DipscopeError(f"network must be a model name ({', '.join(MODELS)}), a ModelSpec, a torch.nn.Module "
+                                f"or a callable that makes one, not {type(network).__name__}")
     updates = dict(settings or {})
     unknown = sorted(set(updates) - set(asdict(config)))
     if unknown:

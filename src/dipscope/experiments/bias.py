@@ -45,6 +45,7 @@ class BiasConfig:
     seed: int = 0
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+    networks: Mapping[str, Any] = field(default_factory=dict)  # user networks by name, for ``models`` to name
 
 
 def band_times(errors: np.ndarray, steps: Sequence[int], tau: float) -> list[float | None]:
@@ -59,7 +60,7 @@ def rank_correlation(times: Sequence[float | None]) -> float:
 
 
 def _task(name: str, image: torch.Tensor, model: str, cfg: BiasConfig) -> Task:
-    spec, config = model_choice(model, cfg.profile)
+    spec, config = model_choice(model, cfg.profile, cfg.networks)
     from dataclasses import replace
 
     config = replace(config, seed=cfg.seed, device=cfg.device, **cfg.extra)
