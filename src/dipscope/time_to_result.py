@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from .errors import DipscopeError
-from .fit import FitConfig, fit
+from .fit import REFERENCE_MODE, FitConfig, fit
 from .metrics import psnr
 from .models import ModelSpec
 from .physics import GaussianNoise
@@ -57,7 +57,6 @@ from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
 from .tasks import DEFAULT_PRESETS
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field")
-REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
 
 
 PARTS = ("original", "timing", "ours", "ensemble")
@@ -184,7 +183,7 @@ def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult, steps: int | 
     if cfg.levels is not None:
         spec = spec.with_levels(cfg.levels)
     steps = cfg.reference_steps if steps is None else min(steps, cfg.reference_steps)
-    config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE)
+    config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE_MODE)
     result = fit(spec, noisy, config, clean=clean, ssim=False)
     if result.interrupted:
         raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept

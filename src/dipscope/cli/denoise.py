@@ -61,7 +61,10 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
 def _request_fields(given: dict[str, Any]) -> dict[str, Any]:
     """The fit options as :class:`~dipscope.cli.request.RestoreRequest` fields."""
     if given.pop("reference"):
-        given.update(precision="fp32", layout="nchw", compile=False, fast=False, cuda_graph=False)
+        from ..fit import REFERENCE_MODE as ref
+
+        given.update(precision=ref["precision"], layout="channels-last" if ref["channels_last"] else "nchw",
+                     compile=ref["compile"], fast=ref["fast"], cuda_graph=False)
     precision, layout, width = given.pop("precision"), given.pop("layout"), given.pop("width")
     overrides = {"compile": given.pop("compile"), "fast": given.pop("fast"), "cuda_graph": given.pop("cuda_graph")}
     return {**given, "linear_width": width, "precision": None if precision == "auto" else precision,

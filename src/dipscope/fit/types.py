@@ -19,6 +19,11 @@ from ..errors import DipscopeError
 ADDED_SETTINGS: dict[str, object] = {"cuda_graph": False, "flush_denormals": False}
 
 
+#: The *reference mode*: the original implementation's execution (fp32, NCHW, eager, stock Adam;
+#: ``fast=False`` also rules out CUDA graphs). ``replace(config, **REFERENCE_MODE)`` applies it.
+REFERENCE_MODE: dict[str, object] = {"precision": "fp32", "channels_last": False, "fast": False, "compile": False}
+
+
 @dataclass
 class FitConfig:
     """Everything about the optimisation that is not the architecture.
@@ -43,8 +48,8 @@ class FitConfig:
     channels_last : memory layout of convolutional networks; None picks the faster one
         (:func:`resolve_layout`).
     fast : the fast execution path's exact tweaks (fused Adam; TF32 and cuDNN autotuning on
-        CUDA). ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*:
-        the original implementation's execution (fp32, NCHW, eager, stock Adam).
+        CUDA). :data:`REFERENCE_MODE` (``fast=False, precision="fp32", channels_last=False``,
+        no compile) is the original implementation's execution (fp32, NCHW, eager, stock Adam).
     compile : run the network through ``torch.compile`` (off by default: on a 2-core CPU it
         took ~2 min to compile and the step was slower, see ``benchmarks/RESULTS.md``).
     cuda_graph : capture the whole training step (forward, loss, backward, Adam) once as a
