@@ -35,7 +35,7 @@ from skimage import data
 
 from dipscope import spectral
 from dipscope.baselines import biharmonic_fill, upsample, wiener_deblur
-from dipscope.images import read_image, write_image
+from dipscope.images import read_image
 from dipscope.metrics import psnr
 from dipscope.physics import Mask, parse_blur
 from dipscope.plots import image_row
