@@ -167,10 +167,10 @@ def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -
     first ``r`` runs' stopped images for r = 1, 2, 4, … ≤ R, each run's fit time and steps, and
     the wall time of the whole call."""
     run, seconds = _timed_denoise(clean, sigma, cfg, work, "ensemble", runs=cfg.ensemble_runs)
-    sizes = sorted({r for r in (1, 2, 4, 8, 16) if r <= len(run.choices)} | {len(run.choices)})
+    sizes = sorted({r for r in (1, 2, 4, 8, 16) if r <= len(run.chosen)} | {len(run.chosen)})
     return {"ensemble_seconds": seconds, "ensemble_fit_seconds": [r.seconds for r in run.results],
             "ensemble_steps": [r.steps_done for r in run.results],
-            "ensemble_psnr": {str(r): psnr(torch.stack(run.choices[:r]).mean(0), clean) for r in sizes},
+            "ensemble_psnr": {str(r): psnr(torch.stack(run.chosen[:r]).mean(0), clean) for r in sizes},
             "ensemble_grouped": run.results[0].grouped, "ensemble_precision": run.results[0].precision,
             "ensemble_threads": torch.get_num_threads()}
 
