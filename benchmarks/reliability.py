@@ -196,14 +196,16 @@ def signals(b: Battery) -> None:
 
 SIGNAL_AT_END = """
 import os, signal, torch
-from dipscope import Callback, RestoreRequest, restore, interrupts
+from dipscope import Callback, interrupts
+from dipscope.cli.request import RestoreRequest, run as run_request
 torch.set_num_threads(1)
 class SignalAtEnd(Callback):
     def on_end(self, state):
         if state.seed == 0:
             os.kill(os.getpid(), signal.SIGINT)
 previous = interrupts.install()
-run = restore(RestoreRequest(image='I.png', out='E1', steps=5, levels=3, device='cpu', runs=3), callbacks=[SignalAtEnd()])
+run = run_request(RestoreRequest(image='I.png', out='E1', steps=5, levels=3, device='cpu', runs=3),
+                  callbacks=[SignalAtEnd()]).restoration
 ok = len(run.results) == 1 and run.stopping['interrupted']
 print(f"{len(run.results)} of 3 runs fitted, status {'interrupted' if run.stopping['interrupted'] else 'complete'}: "
       f"{'held' if ok else 'NOT HELD'}", file=__import__('sys').stderr)
@@ -211,7 +213,8 @@ print(f"{len(run.results)} of 3 runs fitted, status {'interrupted' if run.stoppi
 
 SIGNAL_WHILE_BUILDING = """
 import os, signal, time, torch
-from dipscope import RestoreRequest, restore, interrupts
+from dipscope import interrupts
+from dipscope.cli.request import RestoreRequest, run as run_request
 from dipscope.fit import loop
 torch.set_num_threads(1)
 real, calls = loop.check_inputs, []
@@ -223,7 +226,7 @@ def check_and_signal(*a, **k):
     return real(*a, **k)
 loop.check_inputs = check_and_signal
 previous = interrupts.install()
-run = restore(RestoreRequest(image='I.png', out='E2', steps=5, levels=3, device='cpu', runs=3))
+run = run_request(RestoreRequest(image='I.png', out='E2', steps=5, levels=3, device='cpu', runs=3)).restoration
 ok = len(run.results) == 1 and run.stopping['interrupted']
 print(f"E2 written, {len(run.results)} finished run kept: {'held' if ok else 'NOT HELD'}", file=__import__('sys').stderr)
 """
@@ -426,10 +429,11 @@ sys.exit(0 if held == len(cases) else 1)
 
 IMPORTS = """
 import sys
-import dipscope.restore, dipscope
-from dipscope import restore, RestoreRequest
-run = restore(RestoreRequest(image='I.png', out='S', steps=2, levels=3, device='cpu', runs=1))
-print(f'dipscope.restore is the function: {dipscope.restore is restore}; str paths: wrote {run.out}', file=sys.stderr)
+import dipscope.restoration, dipscope
+from dipscope import restore
+from dipscope.cli.request import RestoreRequest, run as run_request
+saved = run_request(RestoreRequest(image='I.png', out='S', steps=2, levels=3, device='cpu', runs=1))
+print(f'dipscope.restore is the function: {dipscope.restore is restore and callable(restore)}; str paths: wrote {saved.out}', file=sys.stderr)
 """
 
 
@@ -438,7 +442,7 @@ def api(b: Battery) -> None:
     b.add("API, tensors", "`fit(spec, t, cfg)` with NaN, inf, 0–255, uint8, (H, W, 3) targets, NaN clean", code, err,
           out_of(code, err), code == 0)
     code, _, err = python(IMPORTS)
-    b.add("API, names and paths", "`from dipscope import restore` after `import dipscope.restore`; "
+    b.add("API, names and paths", "`from dipscope import restore` after `import dipscope.restoration`; "
           "`RestoreRequest(image='I.png', out='S')`", code, err, out_of(code, err), code == 0 and "True" in err)
 
 

@@ -35,12 +35,13 @@ from skimage import data
 
 from dipscope import spectral
 from dipscope.baselines import biharmonic_fill, upsample, wiener_deblur
-from dipscope.images import read_image, write_image
+from dipscope.images import read_image
 from dipscope.metrics import psnr
 from dipscope.physics import Mask, parse_blur
 from dipscope.plots import image_row
-from dipscope.restore import RestoreRequest, restore
+from dipscope.restoration import restore
 from dipscope.runs.rundir import read_record
+from dipscope.tasks import measure
 from dipscope.runtime import machine
 
 # name: (loader, relative position of the crop's top-left corner)
@@ -66,13 +67,18 @@ def make_inputs(out: Path, names: list[str], size: int) -> None:
         hr.resize((size // FACTOR, size // FACTOR), Image.Resampling.LANCZOS).save(out / "inputs" / f"{name}-lr-x4.png")
 
 
-def fit_once(request: RestoreRequest) -> dict:
-    """Run ``request`` unless its directory already holds a finished run; return its run.json."""
-    record = read_record(request.out)
+def fit_once(out: Path, task: str, image: Path, clean: Path | None = None, *, sigma: float | None = None,
+             factor: int | None = None, drop: float | None = None, kernel: str | None = None, **fit) -> dict:
+    """:func:`dipscope.restore` of ``task`` on ``image`` (degraded as ``dipscope restore`` does,
+    seed 0) into ``out``, unless ``out`` already holds a finished run; returns its run.json."""
+    record = read_record(out)
     if record is None or record.get("status") != "complete":
-        request.force = record is not None
-        restore(request)
-        record = read_record(request.out)
+        m = measure(task, read_image(image), given=task == "superres", clean_path=clean, sigma=sigma, noise_seed=0,
+                    drop=drop, factor=factor, kernel=kernel)
+        r = restore(m.target, m.operator, clean=m.clean, noisy=m.noisy,
+                    record={"image": {"path": str(image)}, "degradation": m.record}, **fit)
+        r.save(out, force=record is not None)
+        record = read_record(out)
     return record
 
 
@@ -91,17 +97,17 @@ def band_energy(image: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
 def run(args: argparse.Namespace) -> None:
     out, names = args.out, args.images.split(",")
     make_inputs(out, names, args.size)
-    common = dict(device="cpu", precision=args.precision, seed=0)
+    common = dict(device="cpu", settings={"precision": args.precision}, seed=0)
     for name in names:  # every super-resolution first, then inpainting, then the one deblurring
         hr, lr = out / "inputs" / f"{name}-hr.png", out / "inputs" / f"{name}-lr-x4.png"
-        fit_once(RestoreRequest(image=lr, out=out / "runs" / f"superres-{name}", task="superres", factor=FACTOR,
-                                clean=hr, spectra=True, steps=args.sr_steps, **common))
+        fit_once(out / "runs" / f"superres-{name}", "superres", lr, hr, factor=FACTOR, spectra=True,
+                 steps=args.sr_steps, **common)
     for name in names:
-        fit_once(RestoreRequest(image=out / "inputs" / f"{name}-hr.png", out=out / "runs" / f"inpaint-{name}",
-                                task="inpaint", drop=0.5, steps=args.inpaint_steps, **common))
+        fit_once(out / "runs" / f"inpaint-{name}", "inpaint", out / "inputs" / f"{name}-hr.png", drop=0.5,
+                 steps=args.inpaint_steps, **common)
     name = names[0]
-    fit_once(RestoreRequest(image=out / "inputs" / f"{name}-hr.png", out=out / "runs" / f"deblur-{name}",
-                            task="deblur", kernel="gaussian:1.6", sigma=5.0, steps=args.deblur_steps, **common))
+    fit_once(out / "runs" / f"deblur-{name}", "deblur", out / "inputs" / f"{name}-hr.png", kernel="gaussian:1.6",
+             sigma=5.0, steps=args.deblur_steps, **common)
 
 
 def _fmt(x: float) -> str:

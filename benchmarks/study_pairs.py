@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dipscope.restore import RestoreRequest
-from dipscope.time_to_result import denoise_defaults, kept_part, timed_restore
+from dipscope.images import read_image
+from dipscope.time_to_result import denoise_defaults, kept_part, network_of, timed_denoise
 
 PAIRS = Path(__file__).resolve().parents[1] / "results" / "denoise-table" / "cpu-study-x4" / "inputs"
 
@@ -61,15 +61,16 @@ def oracles(run_dir: Path) -> dict[str, float | None]:
 def measure(name: str, noisy: Path, clean: Path, out: Path, kept: dict[str, Any]) -> dict[str, Any]:
     """Denoise one pair with the defaults into ``out/name``; the measurement row (the machine
     and the settings are added where it is kept, :func:`~dipscope.time_to_result.kept_part`)."""
-    run, seconds = timed_restore(RestoreRequest(image=noisy, noisy=True, clean=clean, out=out / name, runs=kept["runs"],
-                                                preset=kept["preset"], steps=kept["max_steps"], levels=kept["levels"],
-                                                force=True))
+    run, seconds = timed_denoise(read_image(noisy), out / name, clean=read_image(clean), runs=kept["runs"],
+                                 preset=kept["preset"], steps=kept["max_steps"],
+                                 network=network_of(kept["preset"], kept["levels"]),
+                                 record={"image": {"path": str(noisy)}})
     picks = run.stopping.get("runs", [run.stopping])
     return {"image": name, "psnr": run.stopping["result_psnr"], "run_psnrs": [p["result_psnr"] for p in picks],
             "steps_chosen": [p["step"] for p in picks],
             "steps_fitted": [r.steps_done for r in run.results], "sigma_255": picks[0].get("sigma_255"),
             "seconds": seconds, "fit_seconds": [r.seconds for r in run.results],
-            "precision": run.result.precision, "threads": torch.get_num_threads(), **oracles(out / name)}
+            "precision": run.results[0].precision, "threads": torch.get_num_threads(), **oracles(out / name)}
 
 
 def measure_all(folder: Path, out: Path, runs: int | None = None, max_steps: int | None = None,

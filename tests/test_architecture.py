@@ -9,12 +9,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dipscope"
 
 # Bottom to top; a module may import from its own layer or any below.
 LAYERS = [
-    {"errors", "files", "interrupts", "runtime", "images", "metrics", "spectral", "datasets", "plots"},
+    {"errors", "files", "interrupts", "runtime", "images", "arrays", "metrics", "spectral", "datasets", "plots"},
     {"physics", "models", "gp", "baselines", "tasks"},
     {"fit", "presets"},
     {"stopping", "callbacks"},
     {"runs"},
-    {"restore", "bench", "time_to_result", "experiments", "interop"},
+    {"restoration", "bench", "time_to_result", "experiments", "interop"},
     {"cli"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

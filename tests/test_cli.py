@@ -105,16 +105,16 @@ def test_conflicting_options(tmp_path: Path, image_file: Path, cli) -> None:
 
 def test_interrupted_fit_still_writes_its_outputs(tmp_path: Path, image_file: Path) -> None:
     from dipscope.fit import Callback, FitState
-    from dipscope.restore import DenoiseRequest, denoise
+    from dipscope.cli.request import RestoreRequest, run
 
     class CtrlC(Callback):
         def observe(self, state: FitState) -> None:
             if state.step == 10 and state.seed == 0:  # in the first run; the runs beside it stop with it
                 raise KeyboardInterrupt
 
-    request = DenoiseRequest(image=image_file, out=tmp_path / "run", steps=50, levels=3, device="cpu")
-    run = denoise(request, callbacks=[CtrlC()])
-    out, result = run.out, run.result
+    request = RestoreRequest(image=image_file, out=tmp_path / "run", steps=50, levels=3, device="cpu")
+    saved = run(request, callbacks=[CtrlC()])
+    out, result = saved.out, saved.restoration.results[0]
     record = json.loads((out / "run.json").read_text())
     assert result.interrupted and record["status"] == "interrupted" and record["result"]["steps_done"] == 10
     assert (out / "final.png").is_file() and (out / "best.png").is_file()

@@ -320,12 +320,9 @@ def test_an_interrupted_sweep_exits_130_not_0(tmp_path: Path, image_file: Path, 
 def test_a_signal_while_saving_keeps_the_run_and_exits_with_its_code(tmp_path: Path, image_file: Path, cli,
                                                                      monkeypatch) -> None:
     """A stop signal after the fit (here: while the PNGs are written) must not lose the run."""
-    import importlib
+    from dipscope import interrupts, restoration
 
-    from dipscope import interrupts
-
-    restore = importlib.import_module("dipscope.restore")  # the module (dipscope.restore is the function)
-    real = restore.write_image
+    real = restoration.write_image
     sent = []
 
     def write_and_signal(path, image):
@@ -334,7 +331,7 @@ def test_a_signal_while_saving_keeps_the_run_and_exits_with_its_code(tmp_path: P
             os.kill(os.getpid(), signal.SIGTERM)  # handled by interrupts: deferred while saving
         return real(path, image)
 
-    monkeypatch.setattr(restore, "write_image", write_and_signal)
+    monkeypatch.setattr(restoration, "write_image", write_and_signal)
     code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "R"), "--steps", "3", *SMALL])
     assert code == 143 and "while saving" in err
     assert json.loads((tmp_path / "R" / "run.json").read_text())["status"] == "complete"
@@ -348,7 +345,7 @@ def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(t
     threads: runs 0 and 1 together): the interrupt stops both, none finished, and the result is
     run 0's output so far."""
     from dipscope.fit import Callback
-    from dipscope.restore import DenoiseRequest, denoise
+    from dipscope.cli.request import RestoreRequest, run as run_request
 
     class CtrlCInRun1(Callback):
         def observe(self, state) -> None:
@@ -358,8 +355,8 @@ def test_an_ensemble_interrupted_in_its_second_run_averages_only_finished_runs(t
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        run = denoise(DenoiseRequest(image=image_file, out=tmp_path / "E", steps=30, levels=3, device="cpu", runs=3),
-                      callbacks=[CtrlCInRun1()])
+        run = run_request(RestoreRequest(image=image_file, out=tmp_path / "E", steps=30, levels=3, device="cpu",
+                                         runs=3), callbacks=[CtrlCInRun1()]).restoration
     finally:
         torch.set_num_threads(before)
     assert run.stopping["interrupted"] and run.stopping["runs_averaged"] == 1

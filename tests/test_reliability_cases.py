@@ -72,18 +72,19 @@ def test_a_signal_while_a_run_is_saved_stops_the_next_runs(tmp_path: Path, image
     """A signal during ``on_end`` (inside the deferral that saves run 0) used to be recorded and
     never raised: runs 1 and 2 were fitted and the run said complete."""
     from dipscope import Callback
-    from dipscope.restore import RestoreRequest, restore
+    from dipscope.cli.request import RestoreRequest, run as run_request
 
     class SignalAtEnd(Callback):
         def on_end(self, state) -> None:
             if state.seed == 0:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    run = restore(RestoreRequest(image=image_file, out=tmp_path / "E", steps=5, levels=3, device="cpu", runs=3),
-                  callbacks=[SignalAtEnd()])
+    saved = run_request(RestoreRequest(image=image_file, out=tmp_path / "E", steps=5, levels=3, device="cpu", runs=3),
+                        callbacks=[SignalAtEnd()])
+    run = saved.restoration
     assert len(run.results) == 1 and not run.results[0].interrupted
     assert run.stopping["interrupted"] and run.stopping["runs_averaged"] == 1
-    assert json.loads((run.out / "run.json").read_text())["status"] == "interrupted"
+    assert json.loads((saved.out / "run.json").read_text())["status"] == "interrupted"
     assert handlers.received() == signal.SIGINT
 
 
@@ -107,7 +108,7 @@ def test_a_signal_while_a_task_is_saved_stops_the_sweep(tmp_path: Path, handlers
 
 def test_a_signal_while_the_next_run_is_built_keeps_the_finished_runs(tmp_path: Path, image_file: Path, one_thread,
                                                                       handlers, monkeypatch) -> None:
-    from dipscope.restore import RestoreRequest, restore
+    from dipscope.cli.request import RestoreRequest, run as run_request
     from dipscope.fit import loop
 
     real, calls = loop.check_inputs, []
@@ -120,9 +121,9 @@ def test_a_signal_while_the_next_run_is_built_keeps_the_finished_runs(tmp_path: 
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "check_inputs", check_and_signal)
-    run = restore(RestoreRequest(image=image_file, out=tmp_path / "E", steps=5, levels=3, device="cpu", runs=3))
-    assert len(run.results) == 1 and run.stopping["interrupted"]
-    assert json.loads((run.out / "run.json").read_text())["stopping"]["runs_averaged"] == 1
+    saved = run_request(RestoreRequest(image=image_file, out=tmp_path / "E", steps=5, levels=3, device="cpu", runs=3))
+    assert len(saved.restoration.results) == 1 and saved.restoration.stopping["interrupted"]
+    assert json.loads((saved.out / "run.json").read_text())["stopping"]["runs_averaged"] == 1
 
 
 def test_sigterm_during_many_short_runs_exits_143_and_keeps_them(tmp_path: Path, image_file: Path) -> None:
@@ -275,20 +276,20 @@ def test_a_huge_step_budget_allocates_nothing_up_front(textured_rgb: torch.Tenso
 
 
 def test_from_dipscope_import_restore_is_the_function() -> None:
-    code = ("import dipscope.restore, dipscope\n"
-            "from dipscope import restore, RestoreRequest\n"
-            "assert callable(restore) and callable(dipscope.restore) and dipscope.restore is restore, restore\n"
-            "import sys; assert sys.modules['dipscope.restore'].RestoreRequest is RestoreRequest\n")
+    code = ("import dipscope.restoration, dipscope\n"
+            "from dipscope import restore, denoise\n"
+            "assert callable(restore) and dipscope.restore is restore and callable(denoise), restore\n"
+            "assert dipscope.restoration.restore is restore\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_a_request_takes_paths_as_strings(tmp_path: Path, image_file: Path) -> None:
-    from dipscope.restore import RestoreRequest, restore
+    from dipscope.cli.request import RestoreRequest, run as run_request
 
-    run = restore(RestoreRequest(image=str(image_file), out=str(tmp_path / "o"), steps=2, levels=3, device="cpu",
-                                 runs=1))
-    assert run.out == tmp_path / "o" and (run.out / "run.json").is_file()
+    saved = run_request(RestoreRequest(image=str(image_file), out=str(tmp_path / "o"), steps=2, levels=3,
+                                       device="cpu", runs=1))
+    assert saved.out == tmp_path / "o" and (saved.out / "run.json").is_file()
 
 
 def test_fetching_into_a_file_is_one_error_line(tmp_path: Path, cli) -> None:
@@ -393,7 +394,7 @@ def test_a_diverging_fit_is_reported(tmp_path: Path, image_file: Path, cli) -> N
     code, _, err = cli(["denoise", str(image_file), "--out", str(tmp_path / "o"), "--steps", "5", "--lr", "1e300",
                         *SMALL])
     lines = [line for line in err.splitlines() if line.startswith(("error", "Traceback"))]
-    assert code == 2 and len(lines) == 1 and "diverged" in lines[0] and "--lr" in lines[0], err
+    assert code == 2 and len(lines) == 1 and "diverged" in lines[0] and "smaller lr" in lines[0], err
 
 
 def test_experiments_refuse_a_too_small_image_before_any_fit(tmp_path: Path, textured_rgb: torch.Tensor,

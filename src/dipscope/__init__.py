@@ -2,7 +2,7 @@
 
 What a notebook imports (each name is loaded on first use, so ``import dipscope`` stays light)::
 
-    from dipscope import read_image, GaussianNoise, preset, fit_runs, EarlyStopping
+    from dipscope import denoise, add_noise, read_image, GaussianNoise, preset, fit_runs, EarlyStopping
     from dipscope.fit import fit   # (``dipscope.fit`` is the package of the loop)
 
 * images: :func:`read_image`, :func:`write_image`;
@@ -17,9 +17,10 @@ What a notebook imports (each name is loaded on first use, so ``import dipscope`
   :class:`PSNRTracker` (:mod:`dipscope.stopping`, :mod:`dipscope.callbacks`);
 * measures: :func:`psnr`, :func:`ssim` (:mod:`dipscope.metrics`), and the spectral functions of
   :mod:`dipscope.spectral`;
-* end to end: :func:`restore` with :class:`RestoreRequest` (what ``dipscope restore`` and
-  ``dipscope denoise`` run; ``denoise`` and ``DenoiseRequest`` are the same objects under their
-  first names);
+* end to end, on NumPy/torch/PIL images: :func:`denoise`, :func:`restore` (any operator, or a
+  deepinv physics) and :func:`add_noise`, returning a :class:`Restoration` (what ``dipscope
+  denoise`` and ``dipscope restore`` call; :mod:`dipscope.restoration`); any ``torch.nn.Module``
+  as the network (:class:`NetworkSpec`);
 * deepinv: :class:`DeepImagePrior` (``model(y, physics)``) and :class:`PhysicsOperator`
   (:mod:`dipscope.interop`).
 """
@@ -31,20 +32,20 @@ import sys
 import types
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _PUBLIC = {
     "read_image": "images", "write_image": "images",
     "GaussianNoise": "physics", "LowFreqNoise": "physics", "BandpassNoise": "physics", "MixedNoise": "physics",
     "Mask": "physics", "Identity": "physics", "Downsample": "physics", "Blur": "physics",
     "denoising_pair": "physics",
-    "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "build": "models",
+    "SkipSpec": "models", "LinearSpec": "models", "ReLUNetSpec": "models", "NetworkSpec": "models", "build": "models",
     "preset": "presets",
     "fit_runs": "fit", "FitConfig": "fit", "FitResult": "fit", "FitState": "fit", "Callback": "fit",
     "EarlyStopping": "stopping",
     "SpectralObserver": "callbacks", "TrajectoryRecorder": "callbacks", "PSNRTracker": "callbacks",
     "psnr": "metrics", "ssim": "metrics",
-    "restore": "restore", "RestoreRequest": "restore", "denoise": "restore", "DenoiseRequest": "restore",
+    "denoise": "restoration", "restore": "restoration", "add_noise": "restoration", "Restoration": "restoration",
     "DeepImagePrior": "interop", "PhysicsOperator": "interop",
     "DipscopeError": "errors",
 }

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 
 from .files import write_text
-from .fit import Callback, FitState, fit_runs
+from .fit import REFERENCE_MODE, Callback, FitState, fit_runs
 from .models import SkipSpec, build, input_shape, spec_to_dict
 from .presets import preset
 from .runtime import cpu_has_native_bf16, describe_device, resolve_device, versions
 
-REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
+REFERENCE = REFERENCE_MODE  # the reference mode, defined once in dipscope.fit
 FAST = dict(precision="auto", channels_last=None, fast=True, compile=False)
 GRAPH = dict(FAST, cuda_graph=True)  # CUDA only: the fast step captured once and replayed
 

@@ -83,7 +83,7 @@ class DeepImagePrior(torch.nn.Module):
         self.results: list[Any] = []  # the FitResult of every item of the last call
 
     def forward(self, y: torch.Tensor, physics: Any, **_: Any) -> torch.Tensor:
-        from .stopping import EarlyStopping
+        from .stopping import EarlyStopping, run_choice
 
         if y.ndim != 4:
             raise DipscopeError(f"y must be a (B, C, H, W) batch, got shape {tuple(y.shape)}")
@@ -97,8 +97,5 @@ class DeepImagePrior(torch.nn.Module):
             result = fit(self.spec, item, replace(self.config), operator=operator,
                          callbacks=[stopper] if stopper is not None else [], ssim=False)
             self.results.append(result)
-            if stopper is not None and stopper.choice is not None:
-                outputs.append(stopper.choice.image)
-            else:
-                outputs.append(result.ema if result.ema is not None else result.final)
+            outputs.append(run_choice(stopper, result, return_ema=True)[0])
         return torch.stack(outputs).to(y.device)

@@ -1,18 +1,35 @@
-"""Shared figure helpers (matplotlib, Agg backend, PNG output)."""
+"""Shared figure helpers: matplotlib figures written to PNG files.
+
+Figures for files are made outside pyplot (:func:`subplots`): they are never shown, and writing
+them chooses no backend (``savefig`` renders a PNG with Agg whatever backend pyplot has), so a
+notebook's inline figures are left as they are. Nothing here chooses a backend at import.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from .images import to_numpy_hwc
 
-from .images import to_numpy_hwc  # noqa: E402
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs) -> tuple[Figure, Any]:
+    """``matplotlib.pyplot.subplots`` for a figure that goes to a file: the figure and its axes,
+    outside pyplot's figure manager (nothing to close, no backend chosen)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def colormap(name: str) -> Colormap:
+    """The registered colour map ``name``."""
+    return matplotlib.colormaps[name]
 
 
 def display_array(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -24,7 +41,7 @@ def display_array(image: torch.Tensor | np.ndarray) -> np.ndarray:
 def fit_curves(losses: np.ndarray, history: Sequence[Mapping[str, float]], path: str | Path, title: str) -> None:
     """Loss per step (log scale) and, when known, PSNR of the raw and EMA outputs."""
     has_psnr = any("psnr" in r for r in history)
-    fig, axes = plt.subplots(1, 2 if has_psnr else 1, figsize=(10 if has_psnr else 5, 3.6), squeeze=False)
+    fig, axes = subplots(1, 2 if has_psnr else 1, figsize=(10 if has_psnr else 5, 3.6), squeeze=False)
     ax = axes[0, 0]
     ax.semilogy(np.arange(len(losses)), losses, lw=0.8)
     ax.set_xlabel("step")
@@ -44,13 +61,12 @@ def fit_curves(losses: np.ndarray, history: Sequence[Mapping[str, float]], path:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def image_row(images: Sequence[torch.Tensor | np.ndarray], labels: Sequence[str], path: str | Path,
               title: str) -> None:
     """Images side by side with a label under each."""
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(images), figsize=(3.2 * len(images), 3.6), squeeze=False)
     for ax, im, lab in zip(axes[0], images, labels):
         a = display_array(im)
         ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -60,7 +76,6 @@ def image_row(images: Sequence[torch.Tensor | np.ndarray], labels: Sequence[str]
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, path: str | Path, title: str,
@@ -71,7 +86,7 @@ def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, pa
     errors = np.asarray(errors, dtype=float)
     k = errors.shape[1] - 1
     labels = [f"{edges[i]:.3f}–{edges[i + 1]:.3f}" for i in range(k)] + ["corner >0.5"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax, bx) = subplots(1, 2, figsize=(12, 4.2))
     positive = errors[errors > 0]
     vmin = max(positive.min(), 1e-6) if positive.size else 1e-6
     im = ax.imshow(errors.T, aspect="auto", origin="lower", cmap="viridis",
@@ -82,7 +97,7 @@ def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, pa
     ax.set_xlabel("step")
     ax.set_ylabel("radial frequency band (cycles/pixel)")
     fig.colorbar(im, ax=ax, label="relative error e_k")
-    cmap = plt.get_cmap("plasma")
+    cmap = colormap("plasma")
     for i in range(k + 1):
         bx.semilogy(steps, errors[:, i], color=cmap(i / max(k, 1)), label=labels[i], lw=1.2,
                     ls="--" if i == k else "-")
@@ -94,15 +109,14 @@ def band_heatmap(errors: np.ndarray, steps: Sequence[int], edges: np.ndarray, pa
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, Sequence[float]], path: str | Path,
            title: str, xlabel: str, ylabel: str, logy: bool = False, marks: Mapping[str, Sequence[float]] | None = None,
            logx: bool = False) -> None:
     """Several labelled curves on one axis (x shared, or one x per label), with optional marked points."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    cmap = plt.get_cmap("viridis")
+    fig, ax = subplots(figsize=(7, 4.2))
+    cmap = colormap("viridis")
     for i, (label, y) in enumerate(ys.items()):
         xs = x[label] if isinstance(x, Mapping) else x
         color = cmap(i / max(len(ys) - 1, 1))
@@ -115,20 +129,19 @@ def curves(x: Sequence[float] | Mapping[str, Sequence[float]], ys: Mapping[str, 
     _finish(fig, ax, path, title, ylabel)
 
 
-def _finish(fig: plt.Figure, ax: plt.Axes, path: str | Path, title: str, ylabel: str) -> None:
+def _finish(fig: Figure, ax: Axes, path: str | Path, title: str, ylabel: str) -> None:
     """Label, add the legend, save as PNG and close."""
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def bars(labels: Sequence[str], groups: Mapping[str, Sequence[float]], path: str | Path, title: str,
          ylabel: str) -> None:
     """Grouped bars: one group per label, one bar per entry of ``groups``, values written on top."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     width = 0.8 / max(len(groups), 1)
     x = np.arange(len(labels))
     for i, (name, values) in enumerate(groups.items()):
@@ -151,8 +164,8 @@ def band_staircase(panels: Mapping[str, tuple[np.ndarray, Sequence[int]]], edges
     edges = np.asarray(edges, dtype=float)
     k = len(edges) - 1
     centres = 0.5 * (edges[:-1] + edges[1:])
-    cmap = plt.get_cmap("plasma")
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), squeeze=False)
+    cmap = colormap("plasma")
+    fig, axes = subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 3.8), squeeze=False)
     axes = axes[0]
     for i, (label, (errors, steps)) in enumerate(panels.items()):
         errors, steps = np.asarray(errors, dtype=float)[:, :k], np.asarray(steps)
@@ -177,4 +190,3 @@ def band_staircase(panels: Mapping[str, tuple[np.ndarray, Sequence[int]]], edges
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

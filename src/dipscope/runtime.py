@@ -237,8 +237,46 @@ def machine() -> str:
            f"{torch.get_num_threads()} threads"
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries that determine the numbers."""
+def source_commit() -> dict[str, Any]:
+    """Where this dipscope's code came from, when it runs from a git checkout of the project:
+    ``{"commit": HASH, "tree_changed": BOOL}`` (tracked files differ from the commit), else ``{}``.
+
+    Asked of the local ``git`` only (no network), once per process; a missing ``git``, a
+    package installed outside a checkout, or any git failure give ``{}``.
+    """
+    global _SOURCE
+    if _SOURCE is None:
+        _SOURCE = _ask_git()
+    return dict(_SOURCE)
+
+
+_SOURCE: dict[str, Any] | None = None
+
+
+def _ask_git() -> dict[str, Any]:
+    import subprocess
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10,
+                              check=True, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}).stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if top / "src" / "dipscope" != package:  # installed inside some other repository
+            return {}
+        return {"commit": git("rev-parse", "HEAD"),
+                "tree_changed": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {}
+
+
+def versions() -> dict[str, Any]:
+    """Versions of Python and the libraries that determine the numbers, and dipscope's own:
+    its release and, from a git checkout, its commit and whether tracked files had changes
+    (:func:`source_commit`: ``dipscope_commit``, ``dipscope_tree_changed``)."""
     import numpy
     import scipy
     import skimage
@@ -247,6 +285,7 @@ def versions() -> dict[str, str]:
 
     return {
         "dipscope": __version__,
+        **{f"dipscope_{k}": v for k, v in source_commit().items()},
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,

@@ -44,6 +44,18 @@ RESULT_FILES = {"denoise": "denoised.png", "inpaint": "restored.png", "superres"
                 "deblur": "restored.png"}
 MEASUREMENT_FILES = {"denoise": "noisy.png", "inpaint": "masked.png", "superres": "low-resolution.png",
                      "deblur": "blurred.png"}
+#: The task of each of dipscope's operators; any other operator's (e.g. a deepinv physics) is ``restore``.
+OPERATOR_TASKS: dict[type, str] = {Identity: "denoise", Mask: "inpaint", Downsample: "superres", Blur: "deblur"}
+
+
+def task_of(operator: Operator) -> str:
+    """The task an operator solves (``restore`` for one that is not dipscope's)."""
+    return OPERATOR_TASKS.get(type(operator), "restore")
+
+
+def extra_images(operator: Operator) -> dict[str, torch.Tensor]:
+    """Images a run directory keeps beside the measurement: a mask's ``mask.png``."""
+    return {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
 
 
 @dataclass
@@ -98,7 +110,7 @@ def measure(task: str, image: torch.Tensor, *, given: bool, clean_path: Path | N
     if given and drop is not None:
         raise DipscopeError("--drop draws a new random mask, which a --measured image's missing pixels would not "
                             "follow: give the mask of the measured image with --mask")
-    extra = {"mask.png": operator.mask} if isinstance(operator, Mask) else {}
+    extra = extra_images(operator)
     if given:
         target = image * operator.mask if isinstance(operator, Mask) else image
         return Measurement(target, operator, clean, noisy=task in ("denoise", "deblur"),

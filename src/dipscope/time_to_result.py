@@ -3,7 +3,7 @@ protocol, measured end to end (``dipscope bench --time-to-result``).
 
 For every image and noise level σ:
 
-* **ours** — :func:`dipscope.restore.denoise` with every default (the default preset and its
+* **ours** — :func:`dipscope.denoise` with every default (the default preset and its
   runs — ``dipscope``: the mean of 3 runs of a 48-channel network —, automatic stop, ``auto``
   precision and layout): the wall-clock time until ``denoised.png`` is written, and its PSNR;
 * **original protocol** — the ``ulyanov2018`` preset in reference mode (fp32, NCHW, stock
@@ -46,18 +46,17 @@ import numpy as np
 import torch
 
 from .errors import DipscopeError
-from .fit import FitConfig, fit
-from .images import write_image
+from .fit import REFERENCE_MODE, FitConfig, fit
 from .metrics import psnr
+from .models import ModelSpec
 from .physics import GaussianNoise
 from .presets import default_runs, preset
-from .restore import DenoiseRequest, denoise
+from .restoration import Restoration, add_noise, denoise
 from .runtime import machine
 from .stopping import DEFAULT_RULE, DEFAULT_SIGMA_ESTIMATOR
 from .tasks import DEFAULT_PRESETS
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field")
-REFERENCE = dict(precision="fp32", channels_last=False, fast=False, compile=False)
 
 
 PARTS = ("original", "timing", "ours", "ensemble")
@@ -124,32 +123,41 @@ def skimage_photo(name: str, side: int) -> torch.Tensor:
     return image[:, top:top + s, left:left + s].contiguous()
 
 
-def timed_restore(request: DenoiseRequest) -> tuple[Any, float]:
-    """Run ``request`` (``dipscope denoise``/``restore``): the run and its wall time until the
-    result is written. An interrupted run raises :class:`KeyboardInterrupt`: it is no measurement."""
+def network_of(preset_name: str | None, levels: int | None) -> ModelSpec | None:
+    """The preset's DIP with ``levels`` levels (None: the preset's own network)."""
+    if levels is None:
+        return None
+    return preset(DEFAULT_PRESETS["denoise"] if preset_name is None else preset_name)[0].with_levels(levels)
+
+
+def timed_denoise(noisy: torch.Tensor, out: Path, **options: Any) -> tuple[Restoration, float]:
+    """:func:`dipscope.denoise` of ``noisy`` (with ``options``), saved into ``out`` (replacing a
+    run there): the result and its wall time until the run directory is written. An interrupted
+    run raises :class:`KeyboardInterrupt`: it is no measurement."""
+    if options.get("preset") is None:
+        options.pop("preset", None)
     start = time.perf_counter()
-    run = denoise(request)
-    seconds = time.perf_counter() - start
-    if run.stopping.get("interrupted"):
+    run = denoise(noisy, **options)
+    if run.interrupted:
         raise KeyboardInterrupt  # nothing is kept
-    return run, seconds
+    run.save(out, force=True)
+    return run, time.perf_counter() - start
 
 
 def _timed_denoise(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path, name: str,
-                   runs: int | None = None) -> tuple[Any, float]:
-    """``dipscope denoise`` of ``clean`` + noise with every default into ``work/name``, timed."""
+                   runs: int | None = None) -> tuple[Restoration, float]:
+    """``dipscope denoise`` of ``clean`` + noise (seeded) with every default into ``work/name``, timed."""
     work.mkdir(parents=True, exist_ok=True)
-    source = work / "clean.png"
-    write_image(source, clean)
-    return timed_restore(DenoiseRequest(image=source, out=work / name, sigma=sigma, seed=cfg.seed, device=cfg.device,
-                                        steps=cfg.max_steps, levels=cfg.levels, runs=runs, force=True))
+    clean = clean.clamp(0, 1)  # a resized image may overshoot [0, 1] by a little
+    return timed_denoise(add_noise(clean, sigma, seed=cfg.seed), work / name, clean=clean, seed=cfg.seed,
+                         device=cfg.device, steps=cfg.max_steps, network=network_of(None, cfg.levels), runs=runs)
 
 
 def ours(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -> dict[str, Any]:
     """``dipscope denoise`` with its defaults: seconds until denoised.png exists, and its PSNR."""
     run, seconds = _timed_denoise(clean, sigma, cfg, work, "ours")
     return {"ours_seconds": seconds, "ours_psnr": run.stopping["result_psnr"], "ours_step": run.stopping["step"],
-            "ours_runs": len(run.results), "ours_precision": run.result.precision,
+            "ours_runs": len(run.results), "ours_precision": run.results[0].precision,
             "ours_threads": torch.get_num_threads()}
 
 
@@ -159,11 +167,11 @@ def ensemble(clean: torch.Tensor, sigma: float, cfg: TimeToResult, work: Path) -
     first ``r`` runs' stopped images for r = 1, 2, 4, … ≤ R, each run's fit time and steps, and
     the wall time of the whole call."""
     run, seconds = _timed_denoise(clean, sigma, cfg, work, "ensemble", runs=cfg.ensemble_runs)
-    sizes = sorted({r for r in (1, 2, 4, 8, 16) if r <= len(run.choices)} | {len(run.choices)})
+    sizes = sorted({r for r in (1, 2, 4, 8, 16) if r <= len(run.chosen)} | {len(run.chosen)})
     return {"ensemble_seconds": seconds, "ensemble_fit_seconds": [r.seconds for r in run.results],
             "ensemble_steps": [r.steps_done for r in run.results],
-            "ensemble_psnr": {str(r): psnr(torch.stack(run.choices[:r]).mean(0), clean) for r in sizes},
-            "ensemble_grouped": run.result.grouped, "ensemble_precision": run.result.precision,
+            "ensemble_psnr": {str(r): psnr(torch.stack(run.chosen[:r]).mean(0), clean) for r in sizes},
+            "ensemble_grouped": run.results[0].grouped, "ensemble_precision": run.results[0].precision,
             "ensemble_threads": torch.get_num_threads()}
 
 
@@ -175,7 +183,7 @@ def original(clean: torch.Tensor, sigma: float, cfg: TimeToResult, steps: int | 
     if cfg.levels is not None:
         spec = spec.with_levels(cfg.levels)
     steps = cfg.reference_steps if steps is None else min(steps, cfg.reference_steps)
-    config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE)
+    config: FitConfig = replace(config, steps=steps, seed=cfg.seed, device=cfg.device, **REFERENCE_MODE)
     result = fit(spec, noisy, config, clean=clean, ssim=False)
     if result.interrupted:
         raise KeyboardInterrupt  # an interrupted run is not a measurement: nothing is kept

@@ -62,6 +62,26 @@ experiment_app = typer.Typer(cls=Group, no_args_is_help=True, help="Reproduce th
 data_app = typer.Typer(cls=Group, no_args_is_help=True, help="Named test sets (cbm3d9, barbara, triangle).")
 gp_app = typer.Typer(cls=Group, no_args_is_help=True,
                      help="Infinite-width (NNGP) kernels of the networks at initialisation.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+        from ..runtime import source_commit
+
+        source = source_commit()
+        where = (f" (commit {source['commit'][:12]}{', with changes' if source['tree_changed'] else ''})"
+                 if source else "")
+        print(f"dipscope {__version__}{where}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version (and the git commit of a checkout) and exit.")) -> None:
+    """Run the Deep Image Prior fast, and measure its spectral bias."""
+
+
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(data_app, name="data")
 app.add_typer(gp_app, name="gp")

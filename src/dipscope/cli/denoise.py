@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from .. import interrupts
 from ..callbacks import ProgressBar
 from ..stopping import DEFAULT_RULE, RULES
+from ..tasks import RESULT_FILES
 from .base import Command, Layout, Model, Precision, Preset, Task, app, with_options
+
+if TYPE_CHECKING:
+    from .request import Saved
 
 
 def _preset_defaults(attr: str) -> str:
@@ -55,9 +59,12 @@ FIT_OPTIONS: list[tuple[str, Any, Any]] = [
 
 
 def _request_fields(given: dict[str, Any]) -> dict[str, Any]:
-    """The fit options as :class:`~dipscope.restore.RestoreRequest` fields."""
+    """The fit options as :class:`~dipscope.cli.request.RestoreRequest` fields."""
     if given.pop("reference"):
-        given.update(precision="fp32", layout="nchw", compile=False, fast=False, cuda_graph=False)
+        from ..fit import REFERENCE_MODE as ref
+
+        given.update(precision=ref["precision"], layout="channels-last" if ref["channels_last"] else "nchw",
+                     compile=ref["compile"], fast=ref["fast"], cuda_graph=False)
     precision, layout, width = given.pop("precision"), given.pop("layout"), given.pop("width")
     overrides = {"compile": given.pop("compile"), "fast": given.pop("fast"), "cuda_graph": given.pop("cuda_graph")}
     return {**given, "linear_width": width, "precision": None if precision == "auto" else precision,
@@ -78,10 +85,10 @@ def denoise(
     fit: Any = None,
 ) -> None:
     """Denoise IMAGE with the Deep Image Prior and write a run directory (result: denoised.png)."""
-    from ..restore import RestoreRequest, restore
+    from .request import RestoreRequest, run
 
     request = RestoreRequest(image=image, out=out, sigma=sigma, noisy=noisy, clean=clean, **fit)
-    _finish(restore(request, callbacks=[ProgressBar(f"{request.model} {image.name}")]))
+    _finish(run(request, callbacks=[ProgressBar(f"{request.model} {image.name}")]))
 
 
 @app.command(cls=Command)
@@ -101,12 +108,11 @@ def restore(
 ) -> None:
     """Restore IMAGE with the Deep Image Prior — inpainting, super-resolution or deblurring — and
     write a run directory (result: restored.png; the tasks are described in dipscope.tasks)."""
-    from ..restore import RestoreRequest
-    from ..restore import restore as run_restore
+    from .request import RestoreRequest, run
 
     request = RestoreRequest(image=image, out=out, task=task.value, mask=mask, drop=drop, factor=factor,
                              kernel=kernel, sigma=sigma, noisy=measured, clean=clean, **fit)
-    _finish(run_restore(request, callbacks=[ProgressBar(f"{task.value} {image.name}")]))
+    _finish(run(request, callbacks=[ProgressBar(f"{task.value} {image.name}")]))
 
 
 @app.command(cls=Command)
@@ -119,52 +125,47 @@ def demo(
     """Denoise a 128×128 crop of scikit-image's bundled 'astronaut' (σ = 25) with every default:
     each run of the default preset stops by itself (the default rule) and denoised.png is their
     mean."""
-    import tempfile
     import time
 
     import numpy as np
     from skimage import data
 
-    from ..images import read_image, write_image
     from ..metrics import psnr
     from ..plots import image_row
-    from ..restore import RestoreRequest, restore
+    from ..restoration import add_noise, denoise
+    from ..runs.rundir import RunWriter
+    from .request import Saved
 
     start = time.perf_counter()
-    crop = data.astronaut()[30:158, 170:298].astype(np.float32) / 255.0
-    with tempfile.TemporaryDirectory(prefix="dipscope-demo-") as scratch:  # never beside --out: a user's file
-        source = Path(scratch) / "clean.png"                              # could have any name there
-        write_image(source, crop)
-        request = RestoreRequest(image=source, out=out, sigma=25.0, steps=steps, force=force)
-        run = restore(request, callbacks=[ProgressBar("DIP demo (astronaut crop)")])
-        clean = read_image(source)
-    noisy, denoised = read_image(run.out / "noisy.png"), read_image(run.out / "denoised.png")
-    final = run.result.final
-    image_row([clean, noisy, denoised, final],
-              ["clean", f"noisy σ=25: {psnr(noisy, clean):.2f} dB",
-               f"denoised.png (step {run.stopping['step']}): {psnr(denoised, clean):.2f} dB",
-               f"{'run 0: ' if len(run.results) > 1 else ''}last output (step {run.result.steps_done}): "
-               f"{psnr(final, clean):.2f} dB"],
-              run.out / "comparison.png", "dipscope demo: Deep Image Prior denoising, stopped by the default rule"
-              + (f" (mean of {len(run.results)} runs)" if len(run.results) > 1 else ""))
-    _finish(run)
-    print(f"demo: denoised.png {psnr(denoised, clean):.2f} dB (noisy {psnr(noisy, clean):.2f} dB) in "
-          f"{time.perf_counter() - start:.0f} s; see {run.out / 'comparison.png'}")
+    writer = RunWriter(out, force=force)  # refuses an existing run before any work
+    clean = data.astronaut()[30:158, 170:298]
+    r = denoise(add_noise(clean, 25.0, seed=0), clean=clean, steps=steps, seed=0,
+                callbacks=[ProgressBar("DIP demo (astronaut crop)")])
+    kept = writer.out if r.interrupted and writer.holds_something() else None
+    saved = r.save(writer)
+    final = r.results[0].final
+    image_row([r.clean, r.measurement, r.tensor, final],
+              ["clean", f"noisy σ=25: {psnr(r.measurement, r.clean):.2f} dB",
+               f"denoised.png (step {r.stopping['step']}): {r.psnr:.2f} dB",
+               f"{'run 0: ' if len(r.results) > 1 else ''}last output (step {r.results[0].steps_done}): "
+               f"{psnr(final, r.clean):.2f} dB"],
+              saved / "comparison.png", "dipscope demo: Deep Image Prior denoising, stopped by the default rule"
+              + (f" (mean of {len(r.results)} runs)" if len(r.results) > 1 else ""))
+    _finish(Saved(r, saved, kept))
+    print(f"demo: denoised.png {r.psnr:.2f} dB (noisy {psnr(r.measurement, r.clean):.2f} dB) in "
+          f"{time.perf_counter() - start:.0f} s; see {saved / 'comparison.png'}")
 
 
-def _finish(run: object) -> None:
-    """Print what a denoising run made; exit 130/143 if a signal interrupted it."""
-    from ..restore import RestoreRun
-
-    assert isinstance(run, RestoreRun)
-    _report(run.out, run.result)
-    _report_stop(run.stopping, run.result_file)
-    if run.stopping.get("interrupted"):
-        where = f"; the finished run in {run.kept} is unchanged" if run.kept else ""
-        last = run.results[-1] if run.results else run.result
-        which = f" of run {len(run.results) - 1}" if len(run.results) > 1 else ""
-        print(f"interrupted by {interrupts.name()} at step {last.steps_done}{which}: the outputs reached are in "
-              f"{run.out}{where}", file=sys.stderr)
+def _finish(saved: "Saved") -> None:
+    """Print what a run made; exit 130/143 if a signal interrupted it."""
+    r = saved.restoration
+    _report(saved.out, r.results[0])
+    _report_stop(r.stopping, RESULT_FILES.get(r.task, "restored.png"))
+    if r.interrupted:
+        where = f"; the finished run in {saved.kept} is unchanged" if saved.kept else ""
+        which = f" of run {len(r.results) - 1}" if len(r.results) > 1 else ""
+        print(f"interrupted by {interrupts.name()} at step {r.results[-1].steps_done}{which}: the outputs reached are "
+              f"in {saved.out}{where}", file=sys.stderr)
         sys.exit(interrupts.exit_code())
 
 

@@ -56,6 +56,7 @@ class BiasConfig:
     recover_divergence: bool = False
     precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+    networks: Mapping[str, Any] = field(default_factory=dict)  # user networks by name, for ``models`` to name
 
 
 #: The two per-band errors each run records, by name, and their keys in the observer
@@ -75,7 +76,7 @@ def rank_correlation(times: Sequence[float | None]) -> float:
 
 
 def _task(name: str, image: torch.Tensor, model: str, cfg: BiasConfig) -> Task:
-    spec, config = model_choice(model, cfg.profile, cfg.recover_divergence)
+    spec, config = model_choice(model, cfg.profile, cfg.networks, recover=cfg.recover_divergence)
     from dataclasses import replace
 
     config = replace(config, seed=cfg.seed, device=cfg.device, precision=cfg.precision, **cfg.extra)

@@ -17,14 +17,18 @@ import torch
 
 from ..errors import DipscopeError
 from ..fit import FitConfig, check_inputs
-from ..models import ModelSpec, spec_to_dict
+from ..models import ModelSpec, as_spec, spec_to_dict
 from ..presets import preset
 
 PROFILES = ("smoke", "cpu", "paper")
 
 
-def model_choice(name: str, profile: str, recover: bool = False) -> tuple[ModelSpec, FitConfig]:
+def model_choice(name: str, profile: str, networks: Mapping[str, Any] | None = None, *,
+                 recover: bool = False) -> tuple[ModelSpec, FitConfig]:
     """The study's settings (``chakrabarty2019``) for model ``name``, scaled to ``profile``.
+
+    A name of ``networks`` is a user's network (a ``torch.nn.Module``, a callable that makes one,
+    or a :class:`~dipscope.models.NetworkSpec`), fitted with the DIP's settings of the profile.
 
     Names: ``dip``, ``linear-N`` (DIP-Linear of width N), ``relunet``; a name may end in
     ``:lr=X`` to change the learning rate (e.g. ``linear-2048:lr=1e-4``: a column of our own,
@@ -45,6 +49,8 @@ def model_choice(name: str, profile: str, recover: bool = False) -> tuple[ModelS
     """
     if profile not in PROFILES:
         raise DipscopeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if networks and name in networks:
+        return as_spec(networks[name]), model_choice("dip", profile, recover=recover)[1]
     base, _, option = name.partition(":")
     spec, config = _study_model(base, profile)
     config = replace(config, recover_divergence=bool(recover))

@@ -125,7 +125,7 @@ class TableConfig:
 
 
 def _task(name: str, clean: torch.Tensor, noisy: torch.Tensor, model: str, run: int, cfg: TableConfig) -> Task:
-    spec, config = model_choice(model, cfg.profile, cfg.recover_divergence)
+    spec, config = model_choice(model, cfg.profile, recover=cfg.recover_divergence)
     config = replace(config, seed=run, device=cfg.device, precision=cfg.precision, flush_denormals=cfg.flush_denormals)
     if model in cfg.steps:
         config = replace(config, steps=cfg.steps[model])

@@ -85,7 +85,7 @@ def _measure(spec: gp.GPSpec, n: int, s: dict[str, Any], seed: int, mc: bool = T
 
 def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     def work(d: Path) -> dict[str, Any]:
-        import matplotlib.pyplot as plt
+        from ..plots import colormap, subplots
 
         rows, res = [], {}
         for sigma in s["sigmas"]:
@@ -98,9 +98,9 @@ def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
                              "se": r["se"]})
         write_csv(d / "table.csv", rows)
         np.savez(d / "curves.npz", **{f"s{k[0]}_d{k[1]}_{w}": v[w] for k, v in res.items() for w in ("c", "c_mc")})
-        fig, axes = plt.subplots(1, len(s["sigmas"]), figsize=(3.2 * len(s["sigmas"]), 3.4), sharey=True, squeeze=False)
+        fig, axes = subplots(1, len(s["sigmas"]), figsize=(3.2 * len(s["sigmas"]), 3.4), sharey=True, squeeze=False)
         tau = np.arange(s["lag"] + 1)
-        cmap = plt.get_cmap("viridis")
+        cmap = colormap("viridis")
         for ax, sigma in zip(axes[0], s["sigmas"]):
             for i, depth in enumerate(s["depths"]):
                 col = cmap(i / max(len(s["depths"]) - 1, 1))
@@ -114,7 +114,6 @@ def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
                      f"{s['width']} (dots)")
         fig.tight_layout()
         fig.savefig(d / "conv_relu.png", dpi=110)
-        plt.close(fig)
         return {"rows": rows}
 
     return Task("a-conv-relu", work, {"part": "a", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
@@ -122,7 +121,7 @@ def _task_a(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
 
 def _task_b(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     def work(d: Path) -> dict[str, Any]:
-        import matplotlib.pyplot as plt
+        from ..plots import colormap, subplots
 
         n = max(s["n"], 2 ** max(s["levels"]) * 8)  # the deepest map keeps ≥ 8 samples
         rows, res = [], {}
@@ -140,8 +139,8 @@ def _task_b(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         write_csv(d / "table.csv", rows)
         np.savez(d / "curves.npz", freqs=res[("linear", s["levels"][0])]["freqs"],
                  **{f"{k[0]}_L{k[1]}_{w}": v[w] for k, v in res.items() for w in ("c", "c_mc", "S")})
-        fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
-        cmap = plt.get_cmap("viridis")
+        fig, axes = subplots(2, 3, figsize=(14, 7.5))
+        cmap = colormap("viridis")
         tau = np.arange(s["lag"] + 1)
         for row, mode in enumerate(("linear", "nearest")):
             for i, L in enumerate(s["levels"]):
@@ -174,7 +173,6 @@ def _task_b(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
                      f"MC: {s['samples']} nets of width {s['width']}")
         fig.tight_layout()
         fig.savefig(d / "encoder_decoder.png", dpi=110)
-        plt.close(fig)
         return {"rows": rows, "n": n}
 
     return Task("b-encoder-decoder", work, {"part": "b", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})
@@ -186,10 +184,10 @@ def _task_c(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
                 "enc-dec L=4, nearest": encoder_decoder(4, "nearest")}
 
     def work(d: Path) -> dict[str, Any]:
-        import matplotlib.pyplot as plt
+        from ..plots import colormap, subplots
 
         n = max(s["n"], 64)
-        fig, axes = plt.subplots(len(settings), 2, figsize=(12, 2.6 * len(settings)), sharex=True, squeeze=False)
+        fig, axes = subplots(len(settings), 2, figsize=(12, 2.6 * len(settings)), sharex=True, squeeze=False)
         arrays = {}
         for row, (name, spec) in enumerate(settings.items()):
             prior = gp.sample_prior(gp.kernel(spec, n), 3, seed=cfg.seed)
@@ -204,7 +202,6 @@ def _task_c(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         fig.suptitle("prior samples at initialisation (each scaled to unit RMS): GP (left) vs finite networks (right)")
         fig.tight_layout()
         fig.savefig(d / "samples.png", dpi=110)
-        plt.close(fig)
         np.savez(d / "samples.npz", **arrays)
         return {"settings": list(settings)}
 
@@ -228,7 +225,7 @@ def special_cases(n: int, levels: int = 5) -> dict[str, gp.GPSpec]:
 
 def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
     def work(d: Path) -> dict[str, Any]:
-        import matplotlib.pyplot as plt
+        from ..plots import colormap, subplots
 
         n = max(s["n"], 64)
         levels = min(5, max(s["levels"]))
@@ -239,8 +236,8 @@ def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
             rows.append({"model": name, "c1": float(r["c"][1]), "c8": float(r["c"][min(8, s["lag"])]),
                          "floor": r["floor"], "half_width": r["half_width"], "low_share": r["low_share"]})
         write_csv(d / "table.csv", rows)
-        fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.4))
-        cmap = plt.get_cmap("tab10")
+        fig, (ax, bx) = subplots(1, 2, figsize=(13, 4.4))
+        cmap = colormap("tab10")
         for i, (name, r) in enumerate(res.items()):
             ax.plot(np.arange(s["lag"] + 1), r["c"], color=cmap(i), label=name)
             bx.semilogy(r["freqs"], np.maximum(r["S"], 1e-12), color=cmap(i), label=name)
@@ -250,7 +247,6 @@ def _task_d(s: dict[str, Any], cfg: GPPriorConfig) -> Task:
         fig.suptitle(f"special cases at init (NNGP, white noise input except ReLUNet), n={n}")
         fig.tight_layout()
         fig.savefig(d / "special_cases.png", dpi=110)
-        plt.close(fig)
         return {"rows": rows}
 
     return Task("d-special-cases", work, {"part": "d", **s, "seed": cfg.seed, "monte_carlo": cfg.monte_carlo})

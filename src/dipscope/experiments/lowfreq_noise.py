@@ -109,7 +109,7 @@ def snapshot_steps(model: str, steps: int, every: int) -> list[int]:
 
 
 def _fit_config(model: str, cfg: LowFreqConfig):
-    spec, config = model_choice(model, cfg.profile, cfg.recover_divergence)
+    spec, config = model_choice(model, cfg.profile, recover=cfg.recover_divergence)
     if model == "dip" and cfg.profile == "paper":
         config = replace(config, steps=2000)  # past the study's 500-step snapshot
     if model == "relunet" and cfg.profile == "paper":
@@ -263,7 +263,7 @@ def run(cfg: LowFreqConfig, out: Path, force: bool = False, executor: ExecutorOp
 def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], summaries: dict[str, Any],
               cfg: LowFreqConfig) -> None:
     """Rows: (model, noise); columns: clean, noisy, then the outputs at the snapshot steps."""
-    from ..plots import display_array, plt
+    from ..plots import colormap, display_array, subplots
 
     rows = []
     for key in keys:
@@ -273,7 +273,7 @@ def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], su
     if not rows:
         return
     ncol = 2 + max(len(s) for _, _, s in rows)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.1 * ncol, 2.3 * len(rows)), squeeze=False)
+    fig, axes = subplots(len(rows), ncol, figsize=(2.1 * ncol, 2.3 * len(rows)), squeeze=False)
     for i, (key, s, snaps) in enumerate(rows):
         noisy = make_noise(s["noise"], cfg.sigma / 255.0, cfg.fc, cfg.seed)(clean, clip=cfg.clip)
         panels = [("clean", clean), (f"noisy {psnr(noisy, clean):.1f} dB", noisy)]
@@ -294,17 +294,16 @@ def plot_grid(out: Path, name: str, clean: torch.Tensor, keys: Sequence[str], su
     fig.suptitle(f"{name} ({tuple(clean.shape[1:])}), σ = {cfg.sigma:g}/255, f_c = {cfg.fc:.4f}: outputs over the fit")
     fig.tight_layout()
     fig.savefig(out / f"grid-{name}.png", dpi=90)
-    plt.close(fig)
 
 
 def plot_psnr(out: Path, name: str, keys: Sequence[str], summaries: dict[str, Any]) -> None:
     """PSNR against the clean image over steps (one curve per model and noise; relative step
     axis, since ReLUNet runs longer), noisy input as dashed lines."""
-    from ..plots import plt
+    from ..plots import colormap, subplots
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(7.5, 4.2))
     styles = {"lowfreq": "-", "white": "--"}
-    cmap = plt.get_cmap("tab10")
+    cmap = colormap("tab10")
     models = sorted({summaries[k]["model"] for k in keys})
     for key in keys:
         s = summaries[key]
@@ -323,15 +322,14 @@ def plot_psnr(out: Path, name: str, keys: Sequence[str], summaries: dict[str, An
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / f"psnr-{name}.png", dpi=110)
-    plt.close(fig)
 
 
 def plot_bandfit(out: Path, name: str, keys: Sequence[str], summaries: dict[str, Any], tau: float) -> None:
     """Noise left unfitted in the noise band, and the texture band's error vs the target."""
-    from ..plots import plt
+    from ..plots import colormap, subplots
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    cmap = plt.get_cmap("tab10")
+    fig, axes = subplots(1, 2, figsize=(12, 4.2))
+    cmap = colormap("tab10")
     for i, key in enumerate(keys):
         s = summaries[key]
         rows = _read_csv(out / key / "bands.csv")
@@ -349,7 +347,6 @@ def plot_bandfit(out: Path, name: str, keys: Sequence[str], summaries: dict[str,
     fig.suptitle(f"{name}: when the noise band and the texture band are fitted")
     fig.tight_layout()
     fig.savefig(out / f"bands-{name}.png", dpi=110)
-    plt.close(fig)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ F). Images are never downsampled: their fine lines sit at the Nyquist frequency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -51,6 +51,7 @@ class TrajectoryConfig:
     device: str = "auto"
     recover_divergence: bool = False
     precision: str = "auto"
+    networks: Mapping[str, Any] = field(default_factory=dict)  # user networks by name, for ``model`` to name
 
     @property
     def size(self) -> int:
@@ -126,7 +127,7 @@ def convergence_points(d: np.ndarray, min_rise: float = MIN_RISE) -> dict[str, i
 
 
 def _settings(cfg: TrajectoryConfig):
-    spec, config = model_choice(cfg.model, cfg.profile, cfg.recover_divergence)
+    spec, config = model_choice(cfg.model, cfg.profile, cfg.networks, recover=cfg.recover_divergence)
     if cfg.profile == "cpu" and cfg.model == "dip":
         spec = replace(spec, channels_down=(32,) * 5, channels_up=(32,) * 5)
     if cfg.channels is not None and cfg.model == "dip":

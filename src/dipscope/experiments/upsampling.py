@@ -96,7 +96,7 @@ def base_model(cfg: UpsamplingConfig):
 
     ``skip_channels = 0`` removes the skip connections, leaving the upsampling path as the only
     route from the input to the output (the skips carry the full-resolution input noise)."""
-    spec, config = model_choice("dip", cfg.profile, cfg.recover_divergence)
+    spec, config = model_choice("dip", cfg.profile, recover=cfg.recover_divergence)
     if cfg.profile == "cpu":
         spec = replace(spec, channels_down=(48,) * 5, channels_up=(48,) * 5)
         config = replace(config, steps=500)
@@ -351,11 +351,11 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], dir
              cfg: UpsamplingConfig) -> None:
     """Figures of one seed's runs (``dirs``: each setting's run directory under ``out``): r(t) under
     both errors and h(t) per setting; spectra at init; outputs at the fixed steps side by side."""
-    from ..plots import display_array, plt
+    from ..plots import colormap, display_array, subplots
     from .lowfreq_noise import _read_csv
 
-    cmap = plt.get_cmap("viridis")
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
+    cmap = colormap("viridis")
+    fig, axes = subplots(1, 3, figsize=(17, 4.2))
     for i, k in enumerate(keys):
         rows = _read_csv(out / dirs[k] / "curves.csv")
         steps = [float(r["step"]) for r in rows]
@@ -374,9 +374,8 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], dir
     fig.suptitle(f"{name}: low-error radius and high-frequency power over the fit, per upsampling setting")
     fig.tight_layout()
     fig.savefig(out / f"radius-{name}.png", dpi=110)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for i, k in enumerate(keys):
         data = np.load(out / dirs[k] / "init_spectrum.npz")
         ax.loglog(data["centres"], data["mean_power"], color=cmap(i / max(len(keys) - 1, 1)), label=k)
@@ -386,11 +385,10 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], dir
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / f"init-spectra-{name}.png", dpi=110)
-    plt.close(fig)
 
     snaps = {k: load_snapshots(out / dirs[k]) for k in keys}
     steps = sorted(set().union(*[set(s) for s in snaps.values()]))
-    fig, axes = plt.subplots(len(steps), len(keys) + 1, figsize=(1.9 * (len(keys) + 1), 2.1 * len(steps)),
+    fig, axes = subplots(len(steps), len(keys) + 1, figsize=(1.9 * (len(keys) + 1), 2.1 * len(steps)),
                              squeeze=False)
     for i, t in enumerate(steps):
         for j, k in enumerate(["clean"] + list(keys)):
@@ -412,4 +410,3 @@ def plot_all(out: Path, name: str, image: torch.Tensor, keys: Sequence[str], dir
     fig.suptitle(f"{name}: outputs at the same steps (h = power fraction above {cfg.hf_cutoff} cycles/pixel)")
     fig.tight_layout()
     fig.savefig(out / f"outputs-{name}.png", dpi=90)
-    plt.close(fig)

@@ -34,8 +34,8 @@ from .loop import GroupFit, RunBook, fit, fit_runs
 from .recovery import DivergenceGuard
 from .setup import (available_memory, check_inputs, check_memory, enable_fast_math, make_optimizer, network_input,
                     padded_shape, resolve_layout)
-from .types import Callback, FitConfig, FitResult, FitState
+from .types import REFERENCE_MODE, Callback, FitConfig, FitResult, FitState
 
-__all__ = ["Callback", "DivergenceGuard", "FitConfig", "FitResult", "FitState", "GroupFit", "RunBook",
+__all__ = ["REFERENCE_MODE", "Callback", "DivergenceGuard", "FitConfig", "FitResult", "FitState", "GroupFit", "RunBook",
            "available_memory", "check_inputs", "check_memory", "enable_fast_math", "fit", "fit_runs",
            "make_optimizer", "network_input", "padded_shape", "resolve_layout"]

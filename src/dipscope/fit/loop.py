@@ -15,7 +15,7 @@ from .. import interrupts
 from .. import metrics as M
 from ..errors import DipscopeError
 from ..images import crop_padding
-from ..models import ModelSpec, build, build_group, count_parameters, use_native_kernels
+from ..models import ModelSpec, as_spec, build, build_group, count_parameters, use_native_kernels
 from ..physics.operators import Identity, Operator
 from ..runtime import (
     autocast,
@@ -53,7 +53,9 @@ def fit(
 
     Parameters
     ----------
-    spec : the architecture.
+    spec : the architecture: a spec of :mod:`dipscope.models`, or any ``torch.nn.Module`` (or a
+        callable ``make(shape)`` that makes one; :class:`dipscope.models.NetworkSpec`, which also
+        gives it a chosen input).
     target : the measurement ``y``, (C, H, W) float in [0, 1].
     config : optimisation settings (defaults: :class:`FitConfig`).
     clean : the ground truth, if known: adds PSNR/SSIM of the raw and EMA outputs to the
@@ -105,6 +107,7 @@ def fit_runs(
     starts).
     """
     config = config or FitConfig()
+    spec = as_spec(spec)  # a torch.nn.Module, or a callable that makes one, is a NetworkSpec
     seeds = list(seeds)
     if not seeds:
         raise DipscopeError("fit_runs needs at least one seed")

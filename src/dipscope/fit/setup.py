@@ -29,10 +29,13 @@ def available_memory(device: torch.device) -> int | None:
 
 
 def network_input(spec: ModelSpec, shape: tuple[int, int, int], config: FitConfig, gen: torch.Generator) -> torch.Tensor:
-    """The fixed input ``z`` of one run: the pixel coordinates for a coordinate MLP, else noise
-    (``U[0, 1)`` or ``N(0, 1)`` per ``config.input_noise``) times ``config.input_scale``."""
+    """The fixed input ``z`` of one run: the pixel coordinates for a coordinate MLP, the input a
+    user's network came with, else noise (``U[0, 1)`` or ``N(0, 1)`` per ``config.input_noise``)
+    times ``config.input_scale``."""
     if spec.input_kind == "coordinates":
         return coordinate_grid(shape[1], shape[2])
+    if spec.input_kind == "given":  # a user's network with its own input (dipscope.models.NetworkSpec)
+        return spec.given_input(shape)
     z = torch.empty(1, *input_shape(spec, shape))
     if config.input_noise == "uniform":
         z.uniform_(generator=gen)

@@ -19,6 +19,11 @@ from ..errors import DipscopeError
 ADDED_SETTINGS: dict[str, object] = {"cuda_graph": False, "flush_denormals": False}
 
 
+#: The *reference mode*: the original implementation's execution (fp32, NCHW, eager, stock Adam;
+#: ``fast=False`` also rules out CUDA graphs). ``replace(config, **REFERENCE_MODE)`` applies it.
+REFERENCE_MODE: dict[str, object] = {"precision": "fp32", "channels_last": False, "fast": False, "compile": False}
+
+
 @dataclass
 class FitConfig:
     """Everything about the optimisation that is not the architecture.
@@ -45,8 +50,9 @@ class FitConfig:
     fast : the fast execution path's tweaks, each the same arithmetic up to float rounding
         (fused Adam; the vectorised backward passes of reflection padding and ×2 bilinear
         upsampling, :mod:`dipscope.models.adjoints`; TF32 and cuDNN autotuning on CUDA).
-        ``fast=False, precision="fp32", channels_last=False`` is the *reference mode*: the
-        original implementation's execution (fp32, NCHW, eager, stock Adam, PyTorch's kernels).
+        :data:`REFERENCE_MODE` (``fast=False, precision="fp32", channels_last=False``, no
+        compile) is the original implementation's execution (fp32, NCHW, eager, stock Adam,
+        PyTorch's kernels).
     compile : run the network through ``torch.compile`` (off by default: compilation costs
         minutes up front, and a DIP step is not reliably faster for it on a CPU).
     cuda_graph : capture the whole training step (forward, loss, backward, Adam) once as a

@@ -1,8 +1,10 @@
-"""The three model families, all built from one spec type each by :func:`build`.
+"""The three model families, all built from one spec type each by :func:`build`, and any other.
 
 * :class:`SkipSpec` — the DIP convolutional encoder-decoder (``skip``),
 * :class:`LinearSpec` — DIP-Linear-N, its fully connected analogue,
-* :class:`ReLUNetSpec` — ReLUNet, a coordinate MLP.
+* :class:`ReLUNetSpec` — ReLUNet, a coordinate MLP;
+* :class:`NetworkSpec` — a user's ``torch.nn.Module`` (or a callable that makes one) and its input
+  (:func:`as_spec` wraps a module given where a spec is expected).
 
 ``build(spec, image_shape)`` returns a module mapping the network input of
 :func:`input_shape` to an output of shape ``(1, *image_shape)``, where ``image_shape`` is the
@@ -21,15 +23,17 @@ from torch import nn
 from ..errors import DipscopeError
 from .common import count_parameters
 from .coord import ReLUNet, ReLUNetSpec, coordinate_grid
+from .custom import NetworkSpec, as_spec
 from .linear import DIPLinear, LinearSpec
 from .skip import SkipSpec, build_skip, use_native_kernels
 
-ModelSpec = Union[SkipSpec, LinearSpec, ReLUNetSpec]
+ModelSpec = Union[SkipSpec, LinearSpec, ReLUNetSpec, NetworkSpec]
 FAMILIES: dict[str, type] = {"skip": SkipSpec, "linear": LinearSpec, "relunet": ReLUNetSpec}
 
 __all__ = [
-    "FAMILIES", "LinearSpec", "ModelSpec", "ReLUNetSpec", "SkipSpec", "build", "build_group", "coordinate_grid",
-    "count_parameters", "estimate_memory", "input_shape", "spec_from_dict", "spec_to_dict", "use_native_kernels",
+    "FAMILIES", "LinearSpec", "ModelSpec", "NetworkSpec", "ReLUNetSpec", "SkipSpec", "as_spec", "build", "build_group",
+    "coordinate_grid", "count_parameters", "estimate_memory", "input_shape", "spec_from_dict", "spec_to_dict",
+    "use_native_kernels",
 ]
 
 
@@ -38,6 +42,8 @@ def input_shape(spec: ModelSpec, image_shape: tuple[int, int, int]) -> tuple[int
     c, h, w = image_shape
     if spec.input_kind == "coordinates":
         return (2, h, w)
+    if spec.input_kind == "given":
+        return tuple(spec.given_input(image_shape).shape[1:])  # type: ignore[union-attr,return-value]
     return (spec.in_channels or c, h, w)
 
 
@@ -54,6 +60,8 @@ def build(spec: ModelSpec, image_shape: tuple[int, int, int]) -> nn.Module:
         return DIPLinear(spec, input_shape(spec, image_shape), image_shape)
     if isinstance(spec, ReLUNetSpec):
         return ReLUNet(spec, c)
+    if isinstance(spec, NetworkSpec):
+        return spec.build(image_shape)
     raise DipscopeError(f"unknown model spec {type(spec).__name__}")
 
 
@@ -82,6 +90,8 @@ def build_group(spec: ModelSpec, image_shape: tuple[int, int, int], nets: list[n
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
     """A JSON-ready description of ``spec`` (with its family), for ``run.json``."""
+    if isinstance(spec, NetworkSpec):
+        return spec.describe()
     return {"family": spec.family, **dataclasses.asdict(spec)}
 
 
@@ -108,8 +118,11 @@ def estimate_memory(spec: ModelSpec, image_shape: tuple[int, int, int], pixel_ba
     backward pass, their gradients, and working space). It is a planning figure, within a
     factor of about two of the true peak, meant to refuse configurations that cannot fit.
     Cached per (spec, shape, batch): the meta-device pass takes ~1.5 s on a 2-core CPU and every
-    run of an ensemble asks the same question.
+    run of an ensemble asks the same question. A user's network (:class:`NetworkSpec`) counts
+    its parameters only (``16 · P``): it may not run on the meta device.
     """
+    if isinstance(spec, NetworkSpec):
+        return 16 * count_parameters(spec.build(image_shape))
     with torch.device("meta"):
         net = build(spec, image_shape)
         shape = input_shape(spec, image_shape)

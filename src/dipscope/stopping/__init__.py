@@ -54,6 +54,7 @@ the benchmark pages, not here.
 from __future__ import annotations
 
 from .callback import Choice, EarlyStopping
+from .outcome import Outcome, outcome, run_choice
 from .rules import (DEFAULT_FACTOR, DEFAULT_LAG, DEFAULT_RETURN_EMA, DEFAULT_RULE, RULES, Delayed, DiscrepancyRule,
                     EMVRule, LaggedDiscrepancyRule, LaggedSpectralRule, Rule, ScaledDiscrepancyRule,
                     ScaledSpectralRule, ShiRule, SpectralRule, WMVRule, crossing_band, make_rule, replay)
@@ -61,7 +62,7 @@ from .signals import (DEFAULT_SIGMA_ESTIMATOR, FEATURES, SIGMA_ESTIMATORS, Conte
                       estimate_sigma_wavelet, mlv_sharpness, perceptual_blur, to_grey)
 from ..errors import DipscopeError
 
-__all__ = ["Choice", "EarlyStopping", "DEFAULT_FACTOR", "DEFAULT_LAG", "DEFAULT_RETURN_EMA", "DEFAULT_RULE", "RULES",
+__all__ = ["Choice", "EarlyStopping", "Outcome", "outcome", "run_choice", "DEFAULT_FACTOR", "DEFAULT_LAG", "DEFAULT_RETURN_EMA", "DEFAULT_RULE", "RULES",
            "Delayed", "DiscrepancyRule", "EMVRule", "LaggedDiscrepancyRule", "LaggedSpectralRule", "Rule",
            "ScaledDiscrepancyRule", "ScaledSpectralRule", "ShiRule", "SpectralRule", "WMVRule", "crossing_band",
            "make_rule", "replay", "DEFAULT_SIGMA_ESTIMATOR", "FEATURES", "SIGMA_ESTIMATORS", "Context", "Observation", "Probe", "estimate_sigma",
