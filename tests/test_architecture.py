@@ -14,7 +14,7 @@ LAYERS = [
     {"fit", "presets"},
     {"stopping", "callbacks"},
     {"runs"},
-    {"restore", "bench", "time_to_result", "experiments", "interop"},
+    {"restore", "report", "bench", "time_to_result", "experiments", "interop"},
     {"cli"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -25,6 +25,7 @@ from .physics import parse_blur
 from .callbacks import SpectralObserver
 from .plots import band_heatmap, fit_curves
 from .presets import default_runs, preset
+from .report import add_run_report
 from .runtime import resolve_device
 from .runs.rundir import RunWriter, run_record, write_csv, write_json
 from .tasks import DEFAULT_PRESETS, MEASUREMENT_FILES, RESULT_FILES, TASKS, Measurement, measure
@@ -191,8 +192,9 @@ def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> Rest
     last step fitted), ``ema.png``, ``best.png`` (when a clean image is known), ``metrics.csv``,
     ``losses.csv``, ``curves.png`` (these of the first run; with ``spectra`` also
     ``spectral.csv``/``.npz`` and ``spectrum.png``, the per-band error against the clean image)
-    and ``run.json`` (its ``stopping``
-    section records the rule, the chosen step and why, per run for an ensemble).
+    ``run.json`` (its ``stopping``
+    section records the rule, the chosen step and why, per run for an ensemble) and
+    ``report.html`` (all of it on one self-contained page, :mod:`dipscope.report`).
     ``request.steps`` is the maximum when a rule is on.
 
     Every setting, the input files and the output directory are checked before the first step.
@@ -289,6 +291,7 @@ def _write(writer: RunWriter, request: RestoreRequest, spec: ModelSpec, config: 
             stopping=stopping,
             **({"ensemble": [r.summary() for r in results]} if len(results) > 1 else {}),
         )
+        add_run_report(tmp, record, m.clean, str(request.clean) if request.given else f"the input {request.image}")
         write_json(tmp / "run.json", record)
         out = writer.commit()
     return RestoreRun(out, result, stopping, kept, results, result_file, [image for image, _ in chosen])
