@@ -9,7 +9,7 @@ import numpy as np
 
 from .page import plot_png
 
-_STOP = {"color": "#c0392b", "lw": 1.2, "ls": "--"}
+_STOP = {"color": "#c0392b", "lw": 1.6, "ls": "--"}
 
 
 def fit_curves(loss_steps: Sequence[int], losses: Sequence[float], psnr: Mapping[str, tuple[list[int], list[float]]],

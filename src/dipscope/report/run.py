@@ -148,8 +148,13 @@ def _curves(directory: Path, record: dict[str, Any], stopping: dict[str, Any]) -
     label = f"chosen step {stop}" + (f" ({rule})" if rule else " (no rule: the last step)")
     which = " of the first run" if len(run_choices(record)) > 1 else ""
     uri = figures.fit_curves(steps, values, psnr, stop, label)
-    return figure(uri, f"Loss and PSNR{which} over the steps; the dashed line marks the step chosen.", kind="plot",
+    return figure(uri, f"Loss and PSNR{which} over the steps; {_mark(stop)}.", kind="plot",
                   alt="loss and PSNR curves")
+
+
+def _mark(stop: int | None) -> str:
+    return f"the dashed line marks step {stop}, the step chosen" if stop is not None else \
+        "no step is marked: the first run was not among those averaged"
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -184,7 +189,7 @@ def _spectra(directory: Path, record: dict[str, Any]) -> str:
     stop = first_run_stop(record)
     uri = figures.band_errors(steps, errors, labels, stop, f"chosen step {stop}", tau)
     return figure(uri, "Relative error e_k of the first run's output in each radial frequency band over the steps "
-                  "(low bands first); the dashed line marks the step chosen.", kind="plot", alt="per-band error")
+                  f"(low bands first); {_mark(stop)}.", kind="plot", alt="per-band error")
 
 
 def _band_labels(directory: Path, bands: list[str]) -> tuple[list[str], float | None]:
@@ -257,5 +262,5 @@ def clean_from_record(record: dict[str, Any]) -> tuple[torch.Tensor | None, str]
         return None, ""
     path = image.get("path")
     if path and Path(path).is_file() and sha256_file(path) == image.get("sha256"):
-        return read_image(path), f"the input image {path}"
+        return read_image(path), f"the input {path}"
     return None, ""
