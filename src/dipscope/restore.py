@@ -191,7 +191,7 @@ def restore(request: RestoreRequest, callbacks: Sequence[Callback] = ()) -> Rest
     ``mask.png``, ``low-resolution.png`` or ``blurred.png``), ``final.png`` (the output at the
     last step fitted), ``ema.png``, ``best.png`` (when a clean image is known), ``metrics.csv``,
     ``losses.csv``, ``curves.png`` (these of the first run; with ``spectra`` also
-    ``spectral.csv``/``.npz`` and ``spectrum.png``, the per-band error against the clean image)
+    ``spectral.csv``/``.npz`` and ``spectrum.png``, the per-band error against the clean image),
     ``run.json`` (its ``stopping``
     section records the rule, the chosen step and why, per run for an ensemble) and
     ``report.html`` (all of it on one self-contained page, :mod:`dipscope.report`).
