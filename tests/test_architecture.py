@@ -14,7 +14,7 @@ LAYERS = [
     {"fit", "presets"},
     {"stopping", "callbacks"},
     {"runs"},
-    {"restoration", "bench", "time_to_result", "experiments", "interop"},
+    {"restoration", "report", "bench", "time_to_result", "experiments", "interop"},
     {"cli"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -330,13 +330,15 @@ class Restoration:
         ``masked.png`` with ``mask.png``, ``low-resolution.png``, ``blurred.png`` or
         ``measurement.png``), the first run's ``final.png``, ``ema.png``, ``best.png`` (with a
         clean image), ``metrics.csv``, ``losses.csv``, ``curves.png`` (and with spectra
-        ``spectral.csv``/``.npz``, ``spectrum.png``), and ``run.json`` (:attr:`record`), written
+        ``spectral.csv``/``.npz``, ``spectrum.png``), ``report.html`` (all of it on one self-contained
+        page, :mod:`dipscope.report`) and ``run.json`` (:attr:`record`), written
         last and atomically (:class:`dipscope.runs.rundir.RunWriter`: an existing run is
         replaced only with ``force``). An interrupted result never replaces a finished run: it
         goes beside it (``NAME.interrupted-TIME``). A stop signal that arrives while saving is
         deferred until the run directory is complete.
         """
         from .plots import band_heatmap, fit_curves
+        from .report import add_run_report
 
         with interrupts.deferred():  # a stop signal while saving must not lose the finished fit
             writer = directory if isinstance(directory, RunWriter) else RunWriter(directory, force=force)
@@ -366,8 +368,16 @@ class Restoration:
                     band_heatmap(self.spectra.table("clean"), self.spectra.steps, self.spectra.edges.numpy(),
                                  tmp / "spectrum.png", f"{title}: per-band error against the clean image",
                                  tau=self.spectra.tau)
+                add_run_report(tmp, self.record, self.clean, self.clean_label())
                 write_json(tmp / "run.json", self.record)
                 return writer.commit()
+
+    def clean_label(self) -> str:
+        """Where the clean reference came from, for the report's caption."""
+        image = self.record.get("image", {})
+        given = self.record.get("degradation", {}).get("kind") == "given"
+        path = image.get("path") if isinstance(image, dict) else None
+        return "the clean image" if given or not path else f"the input {path}"
 
     def title(self) -> str:
         """What the figures name: the image, the task, the model and the preset."""

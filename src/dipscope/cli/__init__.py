@@ -1,6 +1,6 @@
 """The ``dipscope`` command line: :mod:`~dipscope.cli.base` (apps, shared options, entry
 point), :mod:`~dipscope.cli.denoise` (``denoise``, ``demo``), :mod:`~dipscope.cli.experiments`
-(``experiment …``) and :mod:`~dipscope.cli.tools` (``data``, ``gp``, ``bench``)."""
+(``experiment …``) and :mod:`~dipscope.cli.tools` (``data``, ``gp``, ``bench``, ``report``)."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""``dipscope data …``, ``dipscope gp kernel`` and ``dipscope bench``: data sets, kernels, speed."""
+"""``dipscope data …``, ``dipscope gp kernel``, ``dipscope bench`` and ``dipscope report``: data sets,
+kernels, speed, and the HTML page of a run or an experiment."""
 
 from __future__ import annotations
 
@@ -126,3 +127,15 @@ def check_results_file(results: Optional[Path], force: bool) -> None:
         raise DipscopeError(f"folder {results.parent} for --results does not exist")
     if results.exists() and not force:
         raise DipscopeError(f"--results {results} exists; pass --force to replace it or choose another file")
+
+
+@app.command(cls=Command)
+def report(
+    directory: Path = typer.Argument(..., metavar="DIR", help="A run directory (denoise, restore) or an experiment's "
+                                                              "folder."),
+) -> None:
+    """Write DIR/report.html, one self-contained page: for a run directory its images, curves,
+    choices and spectra; for an experiment's folder its verdict (README.md), tables and figures."""
+    from ..report import write_report
+
+    print(f"wrote {write_report(directory)}")
