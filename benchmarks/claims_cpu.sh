@@ -49,6 +49,8 @@
 # Claims 1, 5 and 6 together: ~100 CPU h niced, ~18 quiet. Claim 2 at 256 channels is the bulk:
 # a GPU job (its step is ~1 % of this) rather than a CPU sweep, or run it last.
 set -u
+ALIVE_PATTERN='dipscope.cli experiment'
+. "$(dirname "$0")/sweep_queues.sh"
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=$(realpath -m "${SWEEP:-$HERE/../dipscope-claims}")
 DATA=$(realpath -m "${DIPSCOPE_DATA:-$HERE/../shared/data/images}")
@@ -106,10 +108,6 @@ finished() {  # finished KIND ITEM — every run of the task is in the clone
   for f in "${DONE[@]}"; do [ -f "$f" ] || return 1; done
 }
 
-claim() {  # claim TASK — true for the one queue whose mkdir made the claim
-  mkdir "$SWEEP/.claims/$1" 2>/dev/null && echo $$ > "$SWEEP/.claims/$1/pid"
-}
-
 fits() {  # no deadline, or the task ends before it
   [ -z "$DEADLINE" ] || [ $(( $(date +%s) + MINUTES * 60 )) -le "$DEADLINE" ]
 }
@@ -135,19 +133,6 @@ run_task() {  # run_task KIND ITEM
   local rc=$?
   [ $rc = 0 ] || echo "exit $rc, see logs/queue*.log" > "$SWEEP/.claims/$1-${2/:/-}/failed"
   echo "$(date -u +%FT%TZ) end $1 $2: exit $rc"
-}
-
-queue() {
-  local task
-  while task=$(next_task); do run_task $task; done
-  echo "$(date -u +%FT%TZ) nothing left that this queue may start${DEADLINE:+ before the deadline}"
-}
-
-alive() {  # alive PIDFILE — its process lives and is a queue or an experiment (not a reused pid, not a zombie)
-  local pid
-  pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qE "logs/queue\.sh|dipscope.cli experiment" &&
-    ! grep -qE '^State:\s+Z' "/proc/$pid/status" 2>/dev/null
 }
 
 report() {  # report ARGS… — rebuild one experiment's summary from finished runs (all its tasks are finished)
@@ -211,7 +196,8 @@ case "${1:-}" in
     for c in "$SWEEP"/.claims/*; do
       [ -d "$c" ] && ! alive "$c/pid" && rm -rf "$c"
     done
-    cp "$0" "$SWEEP/logs/queue.sh"  # the queues read this copy
+    cp "$0" "$SWEEP/logs/queue.sh"  # the queues read these copies: editing the scripts does not disturb them
+    cp "$(dirname "$0")/sweep_queues.sh" "$SWEEP/logs/sweep_queues.sh"
     echo "sweep clone $SWEEP at $(git -C "$SWEEP" log --oneline -1)${DEADLINE:+; deadline $(date -u -d "@$DEADLINE" +%TZ)}"
     for q in 1 2; do
       SWEEP=$SWEEP DIPSCOPE_DATA=$DATA PYTHON=$PYTHON PROFILE_PAPER=$PAPER PROFILE_CPU=$CPU DEADLINE=$DEADLINE \
@@ -235,13 +221,6 @@ case "${1:-}" in
     done
     tail -n 2 "$SWEEP"/logs/queue*.log 2>/dev/null ;;
   collect) collect ;;
-  stop)
-    for pid in "$SWEEP"/logs/queue*.pid; do
-      [ -f "$pid" ] || continue
-      group=$(cat "$pid")
-      alive "$pid" && kill -TERM -- "-$group" 2>/dev/null
-      for (( i = 0; i < 120; i++ )); do pgrep -g "$group" > /dev/null || break; sleep 1; done
-      rm -f "$pid"
-    done; true ;;
+  stop) stop_queues ;;
   *) sed -n '/^set -u/q; 2,$p' "$0"; exit 2 ;;
 esac

@@ -31,6 +31,8 @@
 #                paper-area-x4-exact/: beside the flushed cells of paper-area-x4/ (benchmarks/table_parity.py;
 #                at lr 1e-3 the flushed cells are the untrained output, step 0, before any update)
 set -u
+ALIVE_PATTERN='experiment denoise-table'
+. "$(dirname "$0")/sweep_queues.sh"
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SWEEP=$(realpath -m "${SWEEP:-$HERE/../dipscope-sweep}")
 DATA=$(realpath -m "${DIPSCOPE_DATA:-$HERE/../shared/data/images}")
@@ -61,10 +63,6 @@ kind() {  # kind NAME — sets TABLE (experiment directory), MODEL, RUNS, MINUTE
 
 finished() {  # finished KIND IMAGE RUN — the run's run.json is in the clone
   kind "$1" && [ -f "$OUT/$TABLE/$MODEL/$2/run-$3/run.json" ]
-}
-
-claim() {  # claim TASK — true for the one queue whose mkdir made the claim
-  mkdir "$SWEEP/.claims/$1" 2>/dev/null && echo $$ > "$SWEEP/.claims/$1/pid"
 }
 
 pixels() {  # pixels IMAGE — width × height of the image's PNG (its IHDR; 0 if unreadable)
@@ -114,19 +112,6 @@ run_task() {  # run_task KIND IMAGE RUN — the denoise-table command for that o
   echo "$(date -u +%FT%TZ) end $1 $2 run $3: exit $rc"
 }
 
-queue() {
-  local task
-  while task=$(next_task); do run_task $task; done
-  echo "$(date -u +%FT%TZ) nothing left that this queue may start${DEADLINE:+ before the deadline}"
-}
-
-alive() {  # alive PIDFILE — its process lives and is a queue or a denoise-table sweep (not a reused pid, not a zombie)
-  local pid
-  pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qE "logs/queue\.sh|experiment denoise-table" &&
-    ! grep -qE '^State:\s+Z' "/proc/$pid/status" 2>/dev/null
-}
-
 case "${1:-}" in
   start)
     exec 9< "$0"  # one `start` at a time: two at once would both find no queue alive and start four
@@ -146,7 +131,8 @@ case "${1:-}" in
     for c in "$SWEEP"/.claims/*; do  # a claim whose process is gone (a stopped queue, a lost session) is free again
       [ -d "$c" ] && ! alive "$c/pid" && rm -rf "$c"
     done
-    cp "$0" "$SWEEP/logs/queue.sh"  # the queues read this copy: editing the script does not disturb them
+    cp "$0" "$SWEEP/logs/queue.sh"  # the queues read these copies: editing the scripts does not disturb them
+    cp "$(dirname "$0")/sweep_queues.sh" "$SWEEP/logs/sweep_queues.sh"
     echo "sweep clone $SWEEP at $(git -C "$SWEEP" log --oneline -1)${DEADLINE:+; deadline $(date -u -d "@$DEADLINE" +%TZ)}"
     for q in 1 2; do
       SWEEP=$SWEEP DIPSCOPE_DATA=$DATA PYTHON=$PYTHON OUTDIR=$OUTDIR PROFILE=$PROFILE DEADLINE=$DEADLINE \
@@ -193,14 +179,6 @@ case "${1:-}" in
     [ -d "$OUTDIR/paper-antialias-x4/dip" ] && report --out "$OUTDIR/paper-antialias-x4" --resize antialias \
       --precision bf16 --models dip --runs 1
     true ;;
-  stop)
-    for pid in "$SWEEP"/logs/queue*.pid; do
-      [ -f "$pid" ] || continue
-      group=$(cat "$pid")
-      alive "$pid" && kill -TERM -- "-$group" 2>/dev/null
-      # the run under way writes nothing half-done; wait (up to 2 min) for the whole group to go
-      for (( i = 0; i < 120; i++ )); do pgrep -g "$group" > /dev/null || break; sleep 1; done
-      rm -f "$pid"
-    done; true ;;
+  stop) stop_queues ;;
   *) sed -n '/^set -u/q; 2,$p' "$0"; exit 2 ;;
 esac
