@@ -28,8 +28,6 @@ What a notebook imports (each name is loaded on first use, so ``import dipscope`
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.2.0"
@@ -61,17 +59,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_PUBLIC))
-
-
-class _Package(types.ModuleType):
-    """The package, whose public names win over submodules of the same name: importing
-    :mod:`dipscope.restore` binds the attribute ``dipscope.restore`` to the submodule, which
-    would shadow the function :func:`restore` (the submodule stays in ``sys.modules``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _PUBLIC.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
